@@ -20,6 +20,7 @@ end points plus `global_pool` (the graph's <scope>/pool5 tensor), `<scope>/logit
 logits); the net's returned tensor is stored as `output`. All tensors NHWC, float32.
 """
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -1114,9 +1115,21 @@ def cmd_refs(args):
         ensure_ref(cache, name, args.force)
 
 
+# Bumped when the content of reference sets changes, so that stale caches are remade.
+REFS_VERSION = 2
+
+
+def ref_is_done(final):
+    try:
+        with open(os.path.join(final, "DONE")) as f:
+            return json.load(f).get("refs_version") == REFS_VERSION
+    except (OSError, ValueError):
+        return False
+
+
 def ensure_ref(cache, name, force=False):
     final = os.path.join(cache, name)
-    if os.path.exists(os.path.join(final, "DONE")) and not force:
+    if ref_is_done(final) and not force:
         log("%s is already complete (%s); --force remakes it" % (name, final))
         return final
     tmp = os.path.join(cache, "%s.tmp-%d" % (name, os.getpid()))
@@ -1127,10 +1140,10 @@ def ensure_ref(cache, name, force=False):
     log("making %s in %s" % (name, tmp))
     try:
         info = REF_BUILDERS[name](tmp, cache) or {}
-        info.update({"name": name, "seconds": round(time.time() - t0, 1), "versions": versions(),
+        info.update({"name": name, "refs_version": REFS_VERSION, "seconds": round(time.time() - t0, 1), "versions": versions(),
                      "command": "tools/tfref.py refs %s" % name})
         write_json(os.path.join(tmp, "DONE"), info)
-        if os.path.exists(os.path.join(final, "DONE")) and not force:
+        if ref_is_done(final) and not force:
             # another process finished the same reference meanwhile: keep theirs
             shutil.rmtree(tmp)
             log("%s was completed by another process meanwhile; keeping it" % name)
@@ -1157,7 +1170,8 @@ def ref_resnet(name):
         t = time.time()
         make_resnet_checkpoint(spec, [(v2, "v2"), (v1, "v1")], RESIDUAL_SCALE[name])
         t_ckpt = time.time() - t
-        write_json(os.path.join(tmp, "tf_variables.json"), tf_view_variables(v2))
+        write_json(os.path.join(tmp, "tf_variables.json"), tf_view_variables(v2, with_hash=True))
+        write_json(os.path.join(tmp, "tf_variables_v1.json"), tf_view_variables(v1, with_hash=True))
         x = random_input(name + "/input", [2, 224, 224, 3])
         write_npy(os.path.join(tmp, "input.npy"), x)
         t = time.time()
@@ -1175,10 +1189,19 @@ def ref_resnet(name):
     return build
 
 
-def tf_view_variables(ckpt):
-    dtypes = tf.train.load_checkpoint(ckpt).get_variable_to_dtype_map()
-    return sorted(({"name": n, "dtype": dtypes[n].name, "shape": [int(d) for d in s]}
-                   for n, s in tf.train.list_variables(ckpt)), key=lambda e: e["name"])
+def tf_view_variables(ckpt, with_hash=False):
+    """TF's list_variables with dtypes; with_hash adds the sha256 of each numeric tensor's bytes as
+    tf.train.load_checkpoint(...).get_tensor returns them (C order, little-endian), so that readers
+    can be checked bit for bit against full-size references without a second copy of the data."""
+    reader = tf.train.load_checkpoint(ckpt)
+    dtypes = reader.get_variable_to_dtype_map()
+    rows = []
+    for n, s in tf.train.list_variables(ckpt):
+        row = {"name": n, "dtype": dtypes[n].name, "shape": [int(d) for d in s]}
+        if with_hash and dtypes[n] != tf.string:
+            row["sha256"] = hashlib.sha256(np.ascontiguousarray(reader.get_tensor(n)).tobytes()).hexdigest()
+        rows.append(row)
+    return sorted(rows, key=lambda e: e["name"])
 
 
 def ref_facenet(bottleneck):
@@ -1186,7 +1209,7 @@ def ref_facenet(bottleneck):
         model_dir = os.path.join(tmp, FACENET_SUBDIR)
         prefix = make_facenet_release(model_dir, bottleneck)
         zip_folder(model_dir, os.path.join(tmp, FACENET_SUBDIR + ".zip"))
-        write_json(os.path.join(tmp, "tf_variables.json"), tf_view_variables(prefix))
+        write_json(os.path.join(tmp, "tf_variables.json"), tf_view_variables(prefix, with_hash=True))
         info = {"checkpoint": os.path.relpath(prefix, tmp), "n_classes": FACENET_CLASSES}
         for tag, shape in (("160", [3, 160, 160, 3]), ("odd", [2, 171, 163, 3])):
             x = random_input("facenet_%d/input_%s" % (bottleneck, tag), shape)

@@ -1,0 +1,115 @@
+//! `slimzoo check`: the whole path on one checkpoint — read it, convert it, load the converted file
+//! into the net, run it, and compare every end point with what TensorFlow computed.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use slimzoo::arch::RunOptions;
+use slimzoo::ckpt::Checkpoint;
+use slimzoo::convert::{ConvertOptions, Plan};
+use slimzoo::load::{LoadOptions, load_model};
+use slimzoo::models::endpoints::{EndPoints, to_nhwc};
+use slimzoo::weights::Weights;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::Device;
+
+/// The shipped default: the narrow ResNet v2 that real TF wrote into fixtures/tiny.
+const DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tiny");
+
+/// Read a TF checkpoint, convert it, load it, run it, and compare the end points with TF's
+/// (defaults: the committed fixture net in fixtures/tiny).
+#[derive(Debug, Args)]
+pub struct Check {
+    /// TF checkpoint [default: fixtures/tiny/v2]
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// NHWC float32 .npy input batch [default: fixtures/tiny/input.npy]
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// TF's end points for that input (.safetensors, NHWC) [default: fixtures/tiny/endpoints.safetensors]
+    #[arg(long)]
+    expect: Option<PathBuf>,
+    /// Architecture (detected when absent)
+    #[arg(long)]
+    arch: Option<String>,
+    /// Relative tolerance: max|ours - tf| <= tol * max(1, max|tf|)
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+}
+
+impl Check {
+    pub fn run(self) -> Result<()> {
+        let dir = PathBuf::from(DEFAULT_DIR);
+        let ckpt_path = self.checkpoint.clone().unwrap_or_else(|| dir.join("v2"));
+        let input = self.input.clone().unwrap_or_else(|| dir.join("input.npy"));
+        let expect = self.expect.clone().unwrap_or_else(|| dir.join("endpoints.safetensors"));
+
+        let t = Instant::now();
+        let ckpt = Checkpoint::open(&ckpt_path).with_context(|| format!("cannot open {}", ckpt_path.display()))?;
+        println!("read      {} ({} variables) in {:.1} ms", ckpt.description(), ckpt.tensors().len(), ms(t));
+
+        let t = Instant::now();
+        let opts = ConvertOptions { arch: self.arch.clone(), ..Default::default() };
+        let plan = Plan::new(&ckpt, &opts)?;
+        let tmp = tempfile::tempdir()?;
+        let converted = tmp.path().join("converted.safetensors");
+        plan.write_safetensors(&ckpt, &converted, false, &Default::default(), &mut |_, _| {})?;
+        println!(
+            "convert   {} tensors -> {} ({} bytes) in {:.1} ms; {}",
+            plan.tensors.len(),
+            converted.display(),
+            std::fs::metadata(&converted)?.len(),
+            ms(t),
+            plan.dropped_summary()
+        );
+
+        let t = Instant::now();
+        let loaded = load_model(&converted, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, Device::Cpu)?;
+        println!("load      {} (strict: every name and shape matched) in {:.1} ms", loaded.model.spec, ms(t));
+
+        let t = Instant::now();
+        let x = crate::common::read_npy_batch(&input)?;
+        let mut ep = EndPoints::all();
+        let out = tch::no_grad(|| loaded.model.forward(&x, &RunOptions::default(), &mut ep))?;
+        println!("run       input {} {:?} (NHWC) in {:.1} ms", input.display(), to_nhwc(&x).size(), ms(t));
+
+        let tf = Weights::from_safetensors(&expect).with_context(|| format!("cannot read TF's end points {}", expect.display()))?;
+        println!("\n{:<58} {:<18} {:>11} {:>11}  ok", "end point (TF's key)", "shape (NHWC)", "max|diff|", "tolerance");
+        let mut results: Vec<(String, tch::Tensor)> = ep.into_vec();
+        results.push(("output".into(), out));
+        let mut failed = Vec::new();
+        for (key, ours) in &results {
+            let ours = to_nhwc(ours);
+            let Some(theirs) = tf.tensors.get(key) else {
+                failed.push(format!("{key}: TF has no such end point"));
+                println!("{key:<58} {:<18} {:>11} {:>11}  NO TF VALUE", format!("{:?}", ours.size()), "-", "-");
+                continue;
+            };
+            let (diff, tol) = if ours.size() == theirs.size() {
+                let diff = (&ours - theirs).abs().max().double_value(&[]);
+                let scale = theirs.abs().max().double_value(&[]).max(1.0);
+                (diff, self.tol * scale)
+            } else {
+                (f64::INFINITY, 0.0)
+            };
+            let ok = diff <= tol;
+            if !ok {
+                failed.push(format!("{key}: ours {:?} vs TF {:?}, max|diff| {diff:e}", ours.size(), theirs.size()));
+            }
+            println!("{key:<58} {:<18} {diff:>11.3e} {tol:>11.3e}  {}", format!("{:?}", ours.size()), if ok { "yes" } else { "NO" });
+        }
+        for key in tf.tensors.keys().filter(|k| !results.iter().any(|(r, _)| r == *k)) {
+            failed.push(format!("{key}: TF has it, slimzoo did not produce it"));
+        }
+        println!();
+        if !failed.is_empty() {
+            bail!("{} of {} end points differ from TF:\n  {}", failed.len(), results.len(), failed.join("\n  "));
+        }
+        println!("all {} end points match TF within {:e} x max(1, max|tf|)", results.len(), self.tol);
+        Ok(())
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}

@@ -1,0 +1,215 @@
+//! NumPy `.npy` files: float32 batches in (what one feeds TF), float32 arrays out.
+//!
+//! Format (numpy's `format.py`): magic `\x93NUMPY`, major/minor version bytes, a little-endian
+//! header length (u16 for version 1, u32 for 2 and 3), an ASCII header that is a Python dict
+//! literal with `descr`, `fortran_order` and `shape`, padded with spaces and a newline, then the
+//! raw data. Only what slimzoo needs is read: C-order arrays of float32/float64/float16 and the
+//! integer types, converted to f32. The header and the data size are checked before anything is
+//! allocated.
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::Path;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+/// numpy itself refuses headers above this size.
+const MAX_HEADER: usize = 1 << 20;
+
+/// A float32 array read from a `.npy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Reads a `.npy` file as float32 (other numeric dtypes are converted).
+pub fn read(path: &Path) -> Result<Array> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(&bytes).map_err(|reason| Error::bad_file(path, format!("not a usable .npy file: {reason}")))
+}
+
+/// Parses `.npy` bytes.
+pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err("missing the \\x93NUMPY magic".into());
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        2 | 3 => {
+            let b = bytes.get(8..12).ok_or("truncated header length")?;
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
+        }
+        v => return Err(format!("unsupported format version {v}")),
+    };
+    if header_len > MAX_HEADER {
+        return Err(format!("header of {header_len} bytes is too large"));
+    }
+    let end = start.checked_add(header_len).ok_or("header length overflows")?;
+    let header = bytes.get(start..end).ok_or("truncated header")?;
+    let header = std::str::from_utf8(header).map_err(|_| "header is not text")?;
+    let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
+    let descr = descr.trim_matches(|c| c == '\'' || c == '"');
+    let fortran = dict_value(header, "fortran_order").ok_or("header has no 'fortran_order'")?;
+    if fortran != "False" {
+        return Err("Fortran-order arrays are not supported (save with np.ascontiguousarray)".into());
+    }
+    let shape_txt = dict_value(header, "shape").ok_or("header has no 'shape'")?;
+    let shape = parse_shape(shape_txt)?;
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
+    let (elem, convert): (usize, fn(&[u8], bool) -> f32) = match descr.trim_start_matches(['<', '>', '|', '=']) {
+        "f4" => (4, |b, be| f32::from_bits(read_u32(b, be))),
+        "f8" => (8, |b, be| f64::from_bits(read_u64(b, be)) as f32),
+        "f2" => (2, |b, be| f16_to_f32(read_u16(b, be))),
+        "i1" => (1, |b, _| b[0] as i8 as f32),
+        "u1" => (1, |b, _| b[0] as f32),
+        "i2" => (2, |b, be| read_u16(b, be) as i16 as f32),
+        "u2" => (2, |b, be| read_u16(b, be) as f32),
+        "i4" => (4, |b, be| read_u32(b, be) as i32 as f32),
+        "u4" => (4, |b, be| read_u32(b, be) as f32),
+        "i8" => (8, |b, be| read_u64(b, be) as i64 as f32),
+        "u8" => (8, |b, be| read_u64(b, be) as f32),
+        "b1" => (1, |b, _| if b[0] != 0 { 1.0 } else { 0.0 }),
+        other => return Err(format!("unsupported dtype '{other}'")),
+    };
+    let big_endian = descr.starts_with('>');
+    let need = count.checked_mul(elem).ok_or("shape overflows")?;
+    let data = &bytes[end..];
+    if data.len() != need {
+        return Err(format!(
+            "shape {shape:?} of '{descr}' needs {need} data bytes, the file has {}",
+            data.len()
+        ));
+    }
+    let data = data.chunks_exact(elem).map(|c| convert(c, big_endian)).collect();
+    Ok(Array { shape, data })
+}
+
+fn read_u16(b: &[u8], be: bool) -> u16 {
+    let a = [b[0], b[1]];
+    if be { u16::from_be_bytes(a) } else { u16::from_le_bytes(a) }
+}
+fn read_u32(b: &[u8], be: bool) -> u32 {
+    let a = [b[0], b[1], b[2], b[3]];
+    if be { u32::from_be_bytes(a) } else { u32::from_le_bytes(a) }
+}
+fn read_u64(b: &[u8], be: bool) -> u64 {
+    let a = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+    if be { u64::from_be_bytes(a) } else { u64::from_le_bytes(a) }
+}
+
+/// IEEE half → single.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match exp {
+        0 if frac == 0 => sign,
+        0 => {
+            // Subnormal: normalize.
+            let shift = frac.leading_zeros() - 21;
+            let frac = (frac << shift) & 0x3ff;
+            sign | ((127 - 15 + 1 - shift) << 23) | (frac << 13)
+        }
+        0x1f => sign | 0x7f80_0000 | (frac << 13),
+        e => sign | ((e + 127 - 15) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// The text of `key`'s value in a Python dict literal (values here never contain `':`).
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let pos = header.find(&format!("'{key}'")).or_else(|| header.find(&format!("\"{key}\"")))?;
+    let rest = &header[pos + key.len() + 2..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    if rest.starts_with('(') {
+        let close = rest.find(')')?;
+        return Some(&rest[..=close]);
+    }
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+fn parse_shape(txt: &str) -> std::result::Result<Vec<usize>, String> {
+    let inner = txt.trim().strip_prefix('(').and_then(|t| t.strip_suffix(')')).ok_or("bad shape")?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| format!("bad shape entry '{s}'")))
+        .collect()
+}
+
+/// `.npy` bytes (version 1.0, `<f4`, C order) for `data` of `shape`.
+pub fn to_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    let dims = match shape.len() {
+        1 => format!("{},", shape[0]),
+        _ => shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    // Pad so that the data starts on a 64-byte boundary, ending with a newline.
+    let total = MAGIC.len() + 4 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Writes `data` of `shape` as a float32 `.npy` file, atomically.
+pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    crate::io::write_atomic(path, true, |f| f.write_all(&to_bytes(shape, data)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let a = Array { shape: vec![2, 3], data: vec![1.0, -2.5, 3.0, 0.0, 5.5, -0.125] };
+        assert_eq!(parse(&to_bytes(&a.shape, &a.data)).unwrap(), a);
+        let s = Array { shape: vec![3], data: vec![1.0, 2.0, 3.0] };
+        assert_eq!(parse(&to_bytes(&s.shape, &s.data)).unwrap(), s);
+        assert_eq!((to_bytes(&[2, 3], &[0.0; 6]).len() - 24) % 64, 0);
+    }
+
+    #[test]
+    fn reads_numpy_written_headers() {
+        // As numpy 2 writes np.arange(4, dtype='>f2').reshape(2,2) and an int8 vector.
+        let mut f16 = b"\x93NUMPY\x01\x00v\x00{'descr': '>f2', 'fortran_order': False, 'shape': (2, 2), }".to_vec();
+        f16.resize(10 + 0x76 - 1, b' ');
+        f16.push(b'\n');
+        f16.extend_from_slice(&[0x00, 0x00, 0x3c, 0x00, 0x40, 0x00, 0x42, 0x00]);
+        assert_eq!(parse(&f16).unwrap().data, vec![0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        let good = to_bytes(&[2, 2], &[1.0; 4]);
+        assert!(parse(&good[..good.len() - 1]).unwrap_err().contains("needs 16 data bytes"));
+        assert!(parse(b"hello world").unwrap_err().contains("magic"));
+        // Header edits that keep its length.
+        let edit = |from: &str, to: &str| -> Vec<u8> {
+            assert_eq!(from.len(), to.len());
+            let pos = good.windows(from.len()).position(|w| w == from.as_bytes()).unwrap();
+            let mut b = good.clone();
+            b[pos..pos + to.len()].copy_from_slice(to.as_bytes());
+            b
+        };
+        let err = parse(&edit("(2, 2)", "(9, 9)")).unwrap_err();
+        assert!(err.contains("needs 324 data bytes"), "{err}");
+        let err = parse(&edit(&format!("(2, 2), }}{}", " ".repeat(28)), "(4294967296, 4294967296, 4294967296)}")).unwrap_err();
+        assert!(err.contains("overflows"), "{err}");
+        let err = parse(&edit("False", "True ")).unwrap_err();
+        assert!(err.contains("Fortran"), "{err}");
+        assert!(parse(&edit("<f4", "|O8")).unwrap_err().contains("unsupported dtype"));
+    }
+}

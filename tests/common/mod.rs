@@ -1,0 +1,121 @@
+//! Shared by the integration tests: where TF-made data lives, how missing references are made,
+//! and how end points are compared with TF's.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use slimzoo::layout::Layout;
+use slimzoo::weights::Weights;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use tch::Tensor;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    repo().join("fixtures")
+}
+
+/// A committed fixture file; panics loudly when it is missing.
+pub fn fixture(rel: &str) -> PathBuf {
+    let p = fixtures().join(rel);
+    assert!(p.exists(), "TF-made fixture {} is missing; remake with `.venv/tf/bin/python tools/tfref.py fixtures`", p.display());
+    p
+}
+
+static MAKING: Mutex<()> = Mutex::new(());
+
+/// An on-demand TF reference set (`tools/tfref.py refs NAME`), made when missing. Panics with the
+/// generator's output when it cannot be made: these tests never pass without TF's data.
+pub fn reference(name: &str) -> PathBuf {
+    let cache = std::env::var_os("SLIMZOO_REFS").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/refs"));
+    let dir = cache.join(name);
+    let done = |d: &Path| {
+        std::fs::read_to_string(d.join("DONE")).is_ok_and(|s| s.contains("\"refs_version\": 2"))
+    };
+    if done(&dir) {
+        return dir;
+    }
+    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if done(&dir) {
+        return dir;
+    }
+    let python = repo().join(".venv/tf/bin/python");
+    assert!(
+        python.exists(),
+        "TF reference '{name}' is missing and the TF venv is not installed: run `tools/bootstrap.sh tf` (or `tools/dev.sh test`)"
+    );
+    eprintln!("making TF reference '{name}' (a minute or so)…");
+    let out = Command::new(&python)
+        .arg(repo().join("tools/tfref.py"))
+        .args(["refs", name, "--cache"])
+        .arg(&cache)
+        .output()
+        .expect("cannot run tools/tfref.py");
+    assert!(
+        out.status.success() && done(&dir),
+        "tools/tfref.py refs {name} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+/// TF's own view of a checkpoint (`tf_values.safetensors`, TF layout) in tch layout.
+pub fn tf_values_as_weights(path: &Path) -> Weights {
+    let mut w = Weights::from_safetensors(path).unwrap();
+    for (name, t) in w.tensors.iter_mut() {
+        if let Some(perm) = Layout::of(name, t.dim()).to_torch_perm() {
+            let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+            *t = t.permute(perm.as_slice()).contiguous();
+        }
+    }
+    w
+}
+
+/// NHWC for rank 4.
+pub fn nhwc(t: &Tensor) -> Tensor {
+    slimzoo::models::endpoints::to_nhwc(t)
+}
+
+/// An NCHW float batch from an NHWC .npy.
+pub fn npy_nchw(path: &Path) -> Tensor {
+    let a = slimzoo::npy::read(path).unwrap();
+    let dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+    Tensor::from_slice(&a.data).view(dims.as_slice()).permute([0, 3, 1, 2]).contiguous()
+}
+
+/// Asserts that `ours` (key → NCHW tensor) and TF's end points (`expected`, NHWC safetensors) have
+/// the same keys, and every tensor the same shape and values within `tol * max(1, max|tf|)`.
+/// Returns the worst relative error seen.
+pub fn assert_endpoints_match(ours: &[(String, Tensor)], expected: &Path, tol: f64) -> f64 {
+    let tf = Weights::from_safetensors(expected).unwrap();
+    let mut ours_keys: Vec<&str> = ours.iter().map(|(k, _)| k.as_str()).collect();
+    ours_keys.sort();
+    let tf_keys: Vec<&str> = tf.tensors.keys().map(String::as_str).collect();
+    assert_eq!(ours_keys, tf_keys, "end point keys differ from TF's ({})", expected.display());
+    let mut worst = 0f64;
+    let mut failures = Vec::new();
+    for (key, t) in ours {
+        let mine = nhwc(t).to_kind(tch::Kind::Float).to_device(tch::Device::Cpu);
+        let theirs = &tf.tensors[key];
+        assert_eq!(mine.size(), theirs.size(), "shape of end point {key}");
+        let scale = theirs.abs().max().double_value(&[]).max(1.0);
+        let diff = (&mine - theirs).abs().max().double_value(&[]);
+        assert!(diff.is_finite(), "{key}: non-finite difference");
+        worst = worst.max(diff / scale);
+        if diff > tol * scale {
+            failures.push(format!("{key}: max|diff| {diff:e} > {tol:e} * {scale:e}"));
+        }
+    }
+    assert!(failures.is_empty(), "end points differ from TF ({}):\n{}", expected.display(), failures.join("\n"));
+    worst
+}
+
+/// Every end point of a forward pass, plus `output`.
+pub fn with_output(ep: slimzoo::models::endpoints::EndPoints, out: Tensor) -> Vec<(String, Tensor)> {
+    let mut v = ep.into_vec();
+    v.push(("output".to_string(), out));
+    v
+}
