@@ -119,7 +119,13 @@ impl Archive {
             }
             members.push(m);
         }
-        Ok(Arc::new(Archive { path: path.to_path_buf(), display, kind, members, max_member_bytes }))
+        Ok(Arc::new(Archive {
+            path: path.to_path_buf(),
+            display,
+            kind,
+            members,
+            max_member_bytes,
+        }))
     }
 
     /// The archive's path as shown in messages.
@@ -141,13 +147,22 @@ impl Archive {
     }
 
     fn member_err(&self, name: &str, reason: impl Into<String>) -> CkptError {
-        CkptError::ArchiveMember { archive: self.display.clone(), member: name.to_string(), reason: reason.into() }
+        CkptError::ArchiveMember {
+            archive: self.display.clone(),
+            member: name.to_string(),
+            reason: reason.into(),
+        }
     }
 
     fn file_member(&self, name: &str) -> Result<&Member> {
-        let m = self.member(name).ok_or_else(|| self.member_err(name, "no such member"))?;
+        let m = self
+            .member(name)
+            .ok_or_else(|| self.member_err(name, "no such member"))?;
         if !m.is_file {
-            return Err(self.member_err(name, "is not a regular file (folders and links inside archives are not followed)"));
+            return Err(self.member_err(
+                name,
+                "is not a regular file (folders and links inside archives are not followed)",
+            ));
         }
         Ok(m)
     }
@@ -157,8 +172,14 @@ impl Archive {
         let m = self.file_member(name)?.clone();
         let display = self.member_display(name);
         if let Some(start) = m.stored_at {
-            let file = File::open(&self.path).map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
-            let len = file.metadata().map_err(|e| CkptError::io(&self.display, "could not read the archive's metadata", e))?.len();
+            let file = File::open(&self.path)
+                .map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| {
+                    CkptError::io(&self.display, "could not read the archive's metadata", e)
+                })?
+                .len();
             if start.checked_add(m.size).is_none_or(|end| end > len) {
                 return Err(self.member_err(name, "its data lies past the end of the archive"));
             }
@@ -183,18 +204,28 @@ impl Archive {
         }
         match self.kind {
             ArchiveKind::Zip => {
-                let file = File::open(&self.path).map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
-                let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| self.zip_err(e))?;
-                let entry = zip.by_index(m.zip_index).map_err(|e| self.member_err(name, format!("cannot be read: {e}")))?;
+                let file = File::open(&self.path)
+                    .map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
+                let mut zip =
+                    zip::ZipArchive::new(BufReader::new(file)).map_err(|e| self.zip_err(e))?;
+                let entry = zip
+                    .by_index(m.zip_index)
+                    .map_err(|e| self.member_err(name, format!("cannot be read: {e}")))?;
                 self.read_capped(name, entry, m.size)
             }
             ArchiveKind::Tar | ArchiveKind::TarGz => {
                 let mut tar = tar::Archive::new(self.tar_reader()?);
-                let entries = tar.entries().map_err(|e| CkptError::io(&self.display, "could not read the tar stream", e))?;
+                let entries = tar.entries().map_err(|e| {
+                    CkptError::io(&self.display, "could not read the tar stream", e)
+                })?;
                 for entry in entries {
-                    let entry = entry.map_err(|e| CkptError::io(&self.display, "could not read the tar stream", e))?;
+                    let entry = entry.map_err(|e| {
+                        CkptError::io(&self.display, "could not read the tar stream", e)
+                    })?;
                     let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-                    if normalize(&raw).as_deref() == Ok(name) && is_tar_file(entry.header().entry_type()) {
+                    if normalize(&raw).as_deref() == Ok(name)
+                        && is_tar_file(entry.header().entry_type())
+                    {
                         let size = entry.size();
                         return self.read_capped(name, entry, size);
                     }
@@ -205,11 +236,15 @@ impl Archive {
     }
 
     fn zip_err(&self, e: zip::result::ZipError) -> CkptError {
-        CkptError::Archive { archive: self.display.clone(), reason: format!("not a readable zip archive: {e}") }
+        CkptError::Archive {
+            archive: self.display.clone(),
+            reason: format!("not a readable zip archive: {e}"),
+        }
     }
 
     fn tar_reader(&self) -> Result<Box<dyn Read>> {
-        let file = File::open(&self.path).map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
+        let file = File::open(&self.path)
+            .map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
         let buffered = BufReader::with_capacity(1 << 20, file);
         Ok(match self.kind {
             ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
@@ -232,7 +267,10 @@ impl Archive {
             ));
         }
         if got < declared {
-            return Err(self.member_err(name, format!("is truncated: {got} of its {declared} bytes could be read")));
+            return Err(self.member_err(
+                name,
+                format!("is truncated: {got} of its {declared} bytes could be read"),
+            ));
         }
         Ok(out)
     }
@@ -243,28 +281,45 @@ fn is_tar_file(t: tar::EntryType) -> bool {
 }
 
 fn list_zip(path: &Path, display: &str) -> Result<Vec<(String, Member)>> {
-    let file = File::open(path).map_err(|e| CkptError::io(display, "could not open the archive", e))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|e| CkptError::Archive { archive: display.to_string(), reason: format!("not a readable zip archive: {e}") })?;
+    let file =
+        File::open(path).map_err(|e| CkptError::io(display, "could not open the archive", e))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| CkptError::Archive {
+        archive: display.to_string(),
+        reason: format!("not a readable zip archive: {e}"),
+    })?;
     let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
-        let entry = zip
-            .by_index_raw(i)
-            .map_err(|e| CkptError::Archive { archive: display.to_string(), reason: format!("entry {i} cannot be read: {e}") })?;
+        let entry = zip.by_index_raw(i).map_err(|e| CkptError::Archive {
+            archive: display.to_string(),
+            reason: format!("entry {i} cannot be read: {e}"),
+        })?;
         let raw = String::from_utf8_lossy(entry.name_raw()).into_owned();
         let is_file = entry.is_file() && !entry.encrypted();
-        let stored_at = if is_file && entry.compression() == zip::CompressionMethod::Stored && entry.compressed_size() == entry.size() {
+        let stored_at = if is_file
+            && entry.compression() == zip::CompressionMethod::Stored
+            && entry.compressed_size() == entry.size()
+        {
             entry.data_start()
         } else {
             None
         };
-        out.push((raw, Member { name: String::new(), size: entry.size(), is_file, zip_index: i, stored_at }));
+        out.push((
+            raw,
+            Member {
+                name: String::new(),
+                size: entry.size(),
+                is_file,
+                zip_index: i,
+                stored_at,
+            },
+        ));
     }
     Ok(out)
 }
 
 fn list_tar(path: &Path, display: &str, kind: ArchiveKind) -> Result<Vec<(String, Member)>> {
-    let file = File::open(path).map_err(|e| CkptError::io(display, "could not open the archive", e))?;
+    let file =
+        File::open(path).map_err(|e| CkptError::io(display, "could not open the archive", e))?;
     let buffered = BufReader::with_capacity(1 << 20, file);
     let reader: Box<dyn Read> = match kind {
         ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
@@ -272,12 +327,24 @@ fn list_tar(path: &Path, display: &str, kind: ArchiveKind) -> Result<Vec<(String
     };
     let mut tar = tar::Archive::new(reader);
     let mut out = Vec::new();
-    let entries = tar.entries().map_err(|e| CkptError::io(display, "could not read the tar stream", e))?;
+    let entries = tar
+        .entries()
+        .map_err(|e| CkptError::io(display, "could not read the tar stream", e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| CkptError::io(display, "could not read the tar stream", e))?;
+        let entry =
+            entry.map_err(|e| CkptError::io(display, "could not read the tar stream", e))?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let is_file = is_tar_file(entry.header().entry_type());
-        out.push((raw, Member { name: String::new(), size: entry.size(), is_file, zip_index: 0, stored_at: None }));
+        out.push((
+            raw,
+            Member {
+                name: String::new(),
+                size: entry.size(),
+                is_file,
+                zip_index: 0,
+                stored_at: None,
+            },
+        ));
     }
     Ok(out)
 }
@@ -290,7 +357,11 @@ pub(crate) mod tests {
     pub(crate) fn make_zip(path: &Path, files: &[(&str, &[u8])], stored: bool) {
         let f = File::create(path).unwrap();
         let mut z = zip::ZipWriter::new(f);
-        let method = if stored { zip::CompressionMethod::Stored } else { zip::CompressionMethod::Deflated };
+        let method = if stored {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
         let opts = zip::write::SimpleFileOptions::default().compression_method(method);
         for (name, data) in files {
             z.start_file(*name, opts).unwrap();
@@ -365,7 +436,10 @@ pub(crate) mod tests {
             let a = Archive::open(&p, kind, 1 << 30).unwrap();
             assert_eq!(a.members()[0].name, "m/x.ckpt");
             assert_eq!(a.read("m/x.ckpt").unwrap(), b"hello");
-            assert_eq!(a.blob("m/eval.graph").unwrap().read_vec(0, 1).unwrap(), b"g");
+            assert_eq!(
+                a.blob("m/eval.graph").unwrap().read_vec(0, 1).unwrap(),
+                b"g"
+            );
         }
     }
 
@@ -393,11 +467,19 @@ pub(crate) mod tests {
         // a small limit: refused before decompressing, naming the member
         let a = Archive::open(&p, ArchiveKind::Zip, 1000).unwrap();
         let e = a.read("x.ckpt").unwrap_err().to_string();
-        assert!(e.contains("bomb.zip!x.ckpt") && e.contains("over the limit of 1000 bytes"), "{e}");
+        assert!(
+            e.contains("bomb.zip!x.ckpt") && e.contains("over the limit of 1000 bytes"),
+            "{e}"
+        );
         let p2 = dir.path().join("bomb.tar.gz");
         make_tar(&p2, &[("x.ckpt", &big)], true);
         let a = Archive::open(&p2, ArchiveKind::TarGz, 1000).unwrap();
-        assert!(a.read("x.ckpt").unwrap_err().to_string().contains("over the limit"));
+        assert!(
+            a.read("x.ckpt")
+                .unwrap_err()
+                .to_string()
+                .contains("over the limit")
+        );
 
         // a member whose real size exceeds its declared size: patch the declared size
         // (central directory and local header) of a deflated member to 10 bytes
@@ -443,6 +525,11 @@ pub(crate) mod tests {
         std::fs::write(&p, bytes).unwrap();
         let a = Archive::open(&p, ArchiveKind::Tar, 1 << 30).unwrap();
         assert!(!a.members()[0].is_file);
-        assert!(a.read("m.ckpt").unwrap_err().to_string().contains("not followed"));
+        assert!(
+            a.read("m.ckpt")
+                .unwrap_err()
+                .to_string()
+                .contains("not followed")
+        );
     }
 }

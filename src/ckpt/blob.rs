@@ -14,9 +14,20 @@ use super::error::{CkptError, Result};
 type Loader = Box<dyn Fn() -> Result<Vec<u8>> + Send + Sync>;
 
 enum Kind {
-    File { file: File, len: u64 },
-    Window { file: File, start: u64, len: u64 },
-    Lazy { load: Loader, cell: OnceLock<Vec<u8>>, lock: Mutex<()> },
+    File {
+        file: File,
+        len: u64,
+    },
+    Window {
+        file: File,
+        start: u64,
+        len: u64,
+    },
+    Lazy {
+        load: Loader,
+        cell: OnceLock<Vec<u8>>,
+        lock: Mutex<()>,
+    },
 }
 
 /// Named random-access bytes.
@@ -27,7 +38,9 @@ pub(crate) struct Blob {
 
 impl std::fmt::Debug for Blob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Blob").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Blob")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -35,17 +48,32 @@ impl Blob {
     /// Opens a file on disk (named by its path in errors).
     pub fn open_file(path: &Path) -> Result<Blob> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| CkptError::io(&name, "could not open the file", e))?;
-        let meta = file.metadata().map_err(|e| CkptError::io(&name, "could not read the file's metadata", e))?;
+        let file =
+            File::open(path).map_err(|e| CkptError::io(&name, "could not open the file", e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| CkptError::io(&name, "could not read the file's metadata", e))?;
         if meta.is_dir() {
-            return Err(CkptError::Resolve { path: name, reason: "is a folder, not a file".into() });
+            return Err(CkptError::Resolve {
+                path: name,
+                reason: "is a folder, not a file".into(),
+            });
         }
-        Ok(Blob { name, kind: Kind::File { file, len: meta.len() } })
+        Ok(Blob {
+            name,
+            kind: Kind::File {
+                file,
+                len: meta.len(),
+            },
+        })
     }
 
     /// A window `start..start+len` of an open file.
     pub fn window(name: String, file: File, start: u64, len: u64) -> Blob {
-        Blob { name, kind: Kind::Window { file, start, len } }
+        Blob {
+            name,
+            kind: Kind::Window { file, start, len },
+        }
     }
 
     /// Bytes already in memory (tests).
@@ -56,7 +84,14 @@ impl Blob {
 
     /// Bytes produced by `load` the first time they are needed (and kept).
     pub fn lazy(name: String, load: Loader) -> Blob {
-        Blob { name, kind: Kind::Lazy { load, cell: OnceLock::new(), lock: Mutex::new(()) } }
+        Blob {
+            name,
+            kind: Kind::Lazy {
+                load,
+                cell: OnceLock::new(),
+                lock: Mutex::new(()),
+            },
+        }
     }
 
     /// The name used in error messages (a path, or `archive!member`).
@@ -102,12 +137,16 @@ impl Blob {
         let n = buf.len();
         let action = || format!("could not read {n} bytes at offset {offset}");
         match &self.kind {
-            Kind::File { file, .. } => pread(file, offset, buf).map_err(|e| CkptError::io(&self.name, action(), e)),
+            Kind::File { file, .. } => {
+                pread(file, offset, buf).map_err(|e| CkptError::io(&self.name, action(), e))
+            }
             Kind::Window { file, start, .. } => {
-                let at = start.checked_add(offset).ok_or_else(|| CkptError::Corrupt {
-                    file: self.name.clone(),
-                    reason: "offset overflows".into(),
-                })?;
+                let at = start
+                    .checked_add(offset)
+                    .ok_or_else(|| CkptError::Corrupt {
+                        file: self.name.clone(),
+                        reason: "offset overflows".into(),
+                    })?;
                 pread(file, at, buf).map_err(|e| CkptError::io(&self.name, action(), e))
             }
             Kind::Lazy { .. } => {
@@ -116,7 +155,10 @@ impl Blob {
                     .ok()
                     .zip(usize::try_from(end).ok())
                     .and_then(|(s, e)| data.get(s..e))
-                    .ok_or_else(|| CkptError::Corrupt { file: self.name.clone(), reason: "range out of memory".into() })?;
+                    .ok_or_else(|| CkptError::Corrupt {
+                        file: self.name.clone(),
+                        reason: "range out of memory".into(),
+                    })?;
                 buf.copy_from_slice(src);
                 Ok(())
             }
@@ -129,7 +171,9 @@ impl Blob {
         if offset.checked_add(len).is_none_or(|e| e > file_len) {
             return Err(CkptError::Corrupt {
                 file: self.name.clone(),
-                reason: format!("a read of {len} bytes at offset {offset} is past the end of the file ({file_len} bytes)"),
+                reason: format!(
+                    "a read of {len} bytes at offset {offset} is past the end of the file ({file_len} bytes)"
+                ),
             });
         }
         let n = usize::try_from(len).map_err(|_| CkptError::Corrupt {
@@ -174,7 +218,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..=255u8).collect();
-        std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&data)
+            .unwrap();
         let blobs = [
             Blob::open_file(&path).unwrap(),
             Blob::window("w".into(), File::open(&path).unwrap(), 0, 256),
@@ -197,7 +244,15 @@ mod tests {
 
     #[test]
     fn lazy_errors_propagate_and_folders_are_refused() {
-        let b = Blob::lazy("x".into(), Box::new(|| Err(CkptError::Corrupt { file: "x".into(), reason: "boom".into() })));
+        let b = Blob::lazy(
+            "x".into(),
+            Box::new(|| {
+                Err(CkptError::Corrupt {
+                    file: "x".into(),
+                    reason: "boom".into(),
+                })
+            }),
+        );
         assert!(b.len().unwrap_err().to_string().contains("boom"));
         let dir = tempfile::tempdir().unwrap();
         assert!(Blob::open_file(dir.path()).is_err());

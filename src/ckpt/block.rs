@@ -43,23 +43,35 @@ impl Block {
     pub fn new(data: Vec<u8>) -> Result<Block, String> {
         let len = data.len();
         if len < 4 {
-            return Err(format!("block of {len} bytes is too short for its restart count"));
+            return Err(format!(
+                "block of {len} bytes is too short for its restart count"
+            ));
         }
         let num_restarts = fixed32_at(&data, len - 4).unwrap_or_default() as usize;
         let max_restarts = (len - 4) / 4;
         if num_restarts > max_restarts {
-            return Err(format!("restart count {num_restarts} does not fit in a block of {len} bytes"));
+            return Err(format!(
+                "restart count {num_restarts} does not fit in a block of {len} bytes"
+            ));
         }
         let restarts_at = len - 4 - 4 * num_restarts;
-        let block = Block { data, restarts_at, num_restarts };
+        let block = Block {
+            data,
+            restarts_at,
+            num_restarts,
+        };
         let mut prev: Option<usize> = None;
         for i in 0..num_restarts {
             let r = block.restart(i);
             if r >= restarts_at && !(r == 0 && restarts_at == 0) {
-                return Err(format!("restart point {i} at offset {r} is past the entries (which end at {restarts_at})"));
+                return Err(format!(
+                    "restart point {i} at offset {r} is past the entries (which end at {restarts_at})"
+                ));
             }
             if prev.is_some_and(|p| r <= p) {
-                return Err(format!("restart points are not increasing (entry {i} at offset {r})"));
+                return Err(format!(
+                    "restart points are not increasing (entry {i} at offset {r})"
+                ));
             }
             prev = Some(r);
         }
@@ -88,7 +100,8 @@ impl Block {
         let mut p = pos;
         let mut next = |what: &str| -> Result<usize, String> {
             let rest = entries.get(p..).unwrap_or_default();
-            let (v, n) = decode_varint32(rest).ok_or_else(|| format!("bad {what} varint in entry at offset {pos}"))?;
+            let (v, n) = decode_varint32(rest)
+                .ok_or_else(|| format!("bad {what} varint in entry at offset {pos}"))?;
             p += n;
             Ok(v as usize)
         };
@@ -102,7 +115,9 @@ impl Block {
             ));
         }
         let key_end = p.checked_add(unshared).filter(|&e| e <= self.restarts_at);
-        let value_end = key_end.and_then(|k| k.checked_add(value_len)).filter(|&e| e <= self.restarts_at);
+        let value_end = key_end
+            .and_then(|k| k.checked_add(value_len))
+            .filter(|&e| e <= self.restarts_at);
         let (Some(key_end), Some(value_end)) = (key_end, value_end) else {
             return Err(format!(
                 "entry at offset {pos} (key {unshared} bytes, value {value_len} bytes) runs past the entries, which end at {}",
@@ -112,12 +127,24 @@ impl Block {
         let mut key = Vec::with_capacity(shared + unshared);
         key.extend_from_slice(prev_key.get(..shared).unwrap_or_default());
         key.extend_from_slice(entries.get(p..key_end).unwrap_or_default());
-        Ok((Entry { key, value: key_end..value_end }, value_end))
+        Ok((
+            Entry {
+                key,
+                value: key_end..value_end,
+            },
+            value_end,
+        ))
     }
 
     /// Iterates over the entries in order, checking that keys strictly increase.
     pub fn iter(&self) -> BlockIter<'_> {
-        BlockIter { block: self, pos: 0, prev_key: Vec::new(), first: true, failed: false }
+        BlockIter {
+            block: self,
+            pos: 0,
+            prev_key: Vec::new(),
+            first: true,
+            failed: false,
+        }
     }
 
     /// Finds the entry whose key equals `target` (binary search over the restart points,
@@ -138,7 +165,13 @@ impl Block {
                 hi = mid - 1;
             }
         }
-        let mut iter = BlockIter { block: self, pos: self.restart(lo), prev_key: Vec::new(), first: true, failed: false };
+        let mut iter = BlockIter {
+            block: self,
+            pos: self.restart(lo),
+            prev_key: Vec::new(),
+            first: true,
+            failed: false,
+        };
         for item in &mut iter {
             let entry = item?;
             match entry.key.as_slice().cmp(target) {
@@ -205,17 +238,30 @@ pub(crate) mod tests {
     }
 
     fn sample() -> Vec<(Vec<u8>, Vec<u8>)> {
-        (0..50u32).map(|i| (format!("key/{i:04}/x").into_bytes(), format!("value {i}").into_bytes())).collect()
+        (0..50u32)
+            .map(|i| {
+                (
+                    format!("key/{i:04}/x").into_bytes(),
+                    format!("value {i}").into_bytes(),
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn roundtrip_and_seek_with_every_restart_interval() {
         let data = sample();
-        let refs: Vec<(&[u8], &[u8])> = data.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+        let refs: Vec<(&[u8], &[u8])> = data
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .collect();
         for interval in [1, 2, 3, 16, 100] {
             let block = build(&refs, interval);
-            let got: Vec<(Vec<u8>, Vec<u8>)> =
-                block.iter().map(|e| e.unwrap()).map(|e| (e.key, block.value(e.value).to_vec())).collect();
+            let got: Vec<(Vec<u8>, Vec<u8>)> = block
+                .iter()
+                .map(|e| e.unwrap())
+                .map(|e| (e.key, block.value(e.value).to_vec()))
+                .collect();
             assert_eq!(got, data, "interval {interval}");
             for (k, v) in &data {
                 let r = block.seek(k).unwrap().unwrap();
@@ -234,7 +280,9 @@ pub(crate) mod tests {
         b.add(b"ac", b"2");
         assert_eq!(
             b.finish(),
-            [0, 2, 1, b'a', b'b', b'1', 1, 1, 1, b'c', b'2', 0, 0, 0, 0, 1, 0, 0, 0]
+            [
+                0, 2, 1, b'a', b'b', b'1', 1, 1, 1, b'c', b'2', 0, 0, 0, 0, 1, 0, 0, 0
+            ]
         );
     }
 
@@ -251,7 +299,11 @@ pub(crate) mod tests {
     fn bad_blocks() {
         assert!(Block::new(vec![]).is_err());
         assert!(Block::new(vec![1, 2, 3]).is_err());
-        assert!(Block::new(vec![0xff, 0xff, 0xff, 0xff]).unwrap_err().contains("does not fit"));
+        assert!(
+            Block::new(vec![0xff, 0xff, 0xff, 0xff])
+                .unwrap_err()
+                .contains("does not fit")
+        );
         // restart pointing past the entries
         assert!(Block::new(vec![9, 0, 0, 0, 1, 0, 0, 0]).is_err());
         // entry whose value runs past the restart array
@@ -261,7 +313,13 @@ pub(crate) mod tests {
         assert!(e.seek(b"a").is_err());
         // shared bytes without a previous key
         let e = Block::new(vec![3, 1, 0, b'a', 0, 0, 0, 0, 1, 0, 0, 0]).unwrap();
-        assert!(e.iter().next().unwrap().unwrap_err().contains("shares 3 bytes"));
+        assert!(
+            e.iter()
+                .next()
+                .unwrap()
+                .unwrap_err()
+                .contains("shares 3 bytes")
+        );
         // truncated varint
         let e = Block::new(vec![0x80, 0, 0, 0, 0, 1, 0, 0, 0]).unwrap();
         assert!(e.iter().next().unwrap().is_err());
@@ -275,6 +333,11 @@ pub(crate) mod tests {
         let block = Block::new(b.finish()).unwrap();
         let results: Vec<_> = block.iter().collect();
         assert_eq!(results.len(), 2);
-        assert!(results[1].as_ref().unwrap_err().contains("keys out of order"));
+        assert!(
+            results[1]
+                .as_ref()
+                .unwrap_err()
+                .contains("keys out of order")
+        );
     }
 }

@@ -75,7 +75,10 @@ mod tests {
             (127, &[0x7f]),
             (128, &[0x80, 0x01]),
             (300, &[0xac, 0x02]),
-            (u64::MAX, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            (
+                u64::MAX,
+                &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+            ),
         ];
         for &(v, bytes) in cases {
             let mut out = Vec::new();
@@ -94,8 +97,15 @@ mod tests {
         assert_eq!(decode_varint64(&[]), None);
         assert_eq!(decode_varint64(&[0x80]), None, "truncated");
         assert_eq!(decode_varint64(&[0xff; 11]), None, "too long");
-        assert_eq!(decode_varint64(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), None, "overflow");
-        assert_eq!(decode_varint32(&[0xff, 0xff, 0xff, 0xff, 0x0f]), Some((u32::MAX, 5)));
+        assert_eq!(
+            decode_varint64(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            None,
+            "overflow"
+        );
+        assert_eq!(
+            decode_varint32(&[0xff, 0xff, 0xff, 0xff, 0x0f]),
+            Some((u32::MAX, 5))
+        );
         assert_eq!(decode_varint32(&[0xff, 0xff, 0xff, 0xff, 0x10]), None);
         assert_eq!(decode_varint32(&[0x80, 0x80]), None);
     }

@@ -105,10 +105,10 @@ impl DType {
             DType::Complex128 => Some(16),
             DType::String | DType::Variant | DType::Resource => None,
             DType::Other(v) => match v {
-                11 | 12 => Some(1),      // qint8, quint8
-                13 => Some(4),           // qint32
-                15 | 16 => Some(2),      // qint16, quint16
-                24..=28 => Some(1),      // float8 variants
+                11 | 12 => Some(1), // qint8, quint8
+                13 => Some(4),      // qint32
+                15 | 16 => Some(2), // qint16, quint16
+                24..=28 => Some(1), // float8 variants
                 _ => None,
             },
         }

@@ -44,11 +44,20 @@ pub enum CkptError {
     #[error(
         "{file}: checksum mismatch in block at offset {offset} (stored {stored:#010x}, computed {computed:#010x})"
     )]
-    BlockChecksum { file: String, offset: u64, stored: u32, computed: u32 },
+    BlockChecksum {
+        file: String,
+        offset: u64,
+        stored: u32,
+        computed: u32,
+    },
 
     /// A table block is structurally broken (bad restart array, entry past the end, ...).
     #[error("{file}: corrupt block at offset {offset}: {reason}")]
-    CorruptBlock { file: String, offset: u64, reason: String },
+    CorruptBlock {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
 
     /// The table as a whole is inconsistent (bad footer handle, keys out of order, ...).
     #[error("{file}: corrupt table: {reason}")]
@@ -56,7 +65,12 @@ pub enum CkptError {
 
     /// A protobuf message stored in the file cannot be decoded.
     #[error("{file}: malformed {message}: {reason} (at byte {offset} of the record)")]
-    Proto { file: String, message: String, offset: usize, reason: String },
+    Proto {
+        file: String,
+        message: String,
+        offset: usize,
+        reason: String,
+    },
 
     /// The checkpoint's metadata is inconsistent (bad header, bad meta record, ...).
     #[error("{file}: {reason}")]
@@ -64,23 +78,45 @@ pub enum CkptError {
 
     /// The metadata or data of one tensor is invalid (absurd shape, size mismatch, ...).
     #[error("{file}: tensor '{tensor}': {reason}")]
-    BadTensor { file: String, tensor: String, reason: String },
+    BadTensor {
+        file: String,
+        tensor: String,
+        reason: String,
+    },
 
     /// The masked CRC32C of a tensor's bytes in a V2 data shard does not match.
     #[error(
         "{file}: tensor '{tensor}' in shard {shard}: checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
     )]
-    TensorChecksum { file: String, tensor: String, shard: u32, stored: u32, computed: u32 },
+    TensorChecksum {
+        file: String,
+        tensor: String,
+        shard: u32,
+        stored: u32,
+        computed: u32,
+    },
 
     /// A tensor's byte range lies (partly) outside its data shard.
     #[error(
         "{file}: tensor '{tensor}' in shard {shard}: data range {start}..{end} is past the end of the file ({len} bytes)"
     )]
-    DataOutOfRange { file: String, tensor: String, shard: u32, start: u64, end: u64, len: u64 },
+    DataOutOfRange {
+        file: String,
+        tensor: String,
+        shard: u32,
+        start: u64,
+        end: u64,
+        len: u64,
+    },
 
     /// A data shard (V2) or a shard file (sharded V1) is missing.
     #[error("{file}: shard {shard} of {num_shards} is missing: {missing} does not exist")]
-    MissingShard { file: String, shard: u32, num_shards: u32, missing: String },
+    MissingShard {
+        file: String,
+        shard: u32,
+        num_shards: u32,
+        missing: String,
+    },
 
     /// No tensor with that name in the checkpoint.
     #[error("{file}: no tensor named '{tensor}'")]
@@ -88,7 +124,12 @@ pub enum CkptError {
 
     /// `read` was called on a string/variant/resource tensor, or `read_string` on a numeric one.
     #[error("{file}: tensor '{tensor}': dtype {dtype} {reason}")]
-    WrongDtype { file: String, tensor: String, dtype: &'static str, reason: String },
+    WrongDtype {
+        file: String,
+        tensor: String,
+        dtype: &'static str,
+        reason: String,
+    },
 
     /// A feature of the file that this reader does not implement.
     #[error("{file}: {what} is not supported")]
@@ -96,7 +137,11 @@ pub enum CkptError {
 
     /// An archive member cannot be used (path traversal, size over the limit, symlink, ...).
     #[error("{archive}!{member}: {reason}")]
-    ArchiveMember { archive: String, member: String, reason: String },
+    ArchiveMember {
+        archive: String,
+        member: String,
+        reason: String,
+    },
 
     /// The archive itself cannot be read.
     #[error("{archive}: {reason}")]
@@ -108,16 +153,33 @@ pub enum CkptError {
 }
 
 impl CkptError {
-    pub(crate) fn io(file: impl Into<String>, action: impl Into<String>, source: std::io::Error) -> Self {
-        CkptError::Io { file: file.into(), action: action.into(), source }
+    pub(crate) fn io(
+        file: impl Into<String>,
+        action: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        CkptError::Io {
+            file: file.into(),
+            action: action.into(),
+            source,
+        }
     }
 }
 
 /// Shows a table key for an error message: printable ASCII as is, other bytes escaped.
 pub(crate) fn show_key(key: &[u8]) -> String {
     const MAX: usize = 80;
-    let shown: String = key.iter().take(MAX).flat_map(|b| b.escape_ascii()).map(char::from).collect();
-    if key.len() > MAX { format!("{shown}...") } else { shown }
+    let shown: String = key
+        .iter()
+        .take(MAX)
+        .flat_map(|b| b.escape_ascii())
+        .map(char::from)
+        .collect();
+    if key.len() > MAX {
+        format!("{shown}...")
+    } else {
+        shown
+    }
 }
 
 #[cfg(test)]
@@ -126,7 +188,12 @@ mod tests {
 
     #[test]
     fn messages_name_the_file_and_the_reason() {
-        let e = CkptError::BlockChecksum { file: "/x/a.index".into(), offset: 1234, stored: 0xdeadbeef, computed: 1 };
+        let e = CkptError::BlockChecksum {
+            file: "/x/a.index".into(),
+            offset: 1234,
+            stored: 0xdeadbeef,
+            computed: 1,
+        };
         assert_eq!(
             e.to_string(),
             "/x/a.index: checksum mismatch in block at offset 1234 (stored 0xdeadbeef, computed 0x00000001)"
@@ -143,9 +210,19 @@ mod tests {
             e.to_string(),
             "m.data-00001-of-00002: tensor 'a/b' in shard 1: data range 100..2000 is past the end of the file (1500 bytes)"
         );
-        let e = CkptError::NotATable { file: "f".into(), reason: "bad magic number".into() };
-        assert_eq!(e.to_string(), "f: not a TensorFlow checkpoint table: bad magic number");
-        let e = CkptError::ArchiveMember { archive: "a.zip".into(), member: "../x".into(), reason: "r".into() };
+        let e = CkptError::NotATable {
+            file: "f".into(),
+            reason: "bad magic number".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "f: not a TensorFlow checkpoint table: bad magic number"
+        );
+        let e = CkptError::ArchiveMember {
+            archive: "a.zip".into(),
+            member: "../x".into(),
+            reason: "r".into(),
+        };
         assert_eq!(e.to_string(), "a.zip!../x: r");
     }
 

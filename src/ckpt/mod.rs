@@ -108,7 +108,9 @@ impl OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { max_member_bytes: Self::DEFAULT_MAX_MEMBER_BYTES }
+        OpenOptions {
+            max_member_bytes: Self::DEFAULT_MAX_MEMBER_BYTES,
+        }
     }
 }
 
@@ -131,7 +133,12 @@ pub(crate) fn not_numeric(file: &str, tensor: &str, dtype: DType) -> CkptError {
     } else {
         "is not numeric and cannot be read as bytes".to_string()
     };
-    CkptError::WrongDtype { file: file.to_string(), tensor: tensor.to_string(), dtype: dtype.tf_name(), reason }
+    CkptError::WrongDtype {
+        file: file.to_string(),
+        tensor: tensor.to_string(),
+        dtype: dtype.tf_name(),
+        reason,
+    }
 }
 
 pub(crate) fn not_string(file: &str, tensor: &str, dtype: DType) -> CkptError {
@@ -156,15 +163,28 @@ impl Checkpoint {
             source::Target::V2 { prefix } => {
                 let b = bundle::Bundle::open(&prefix)?;
                 let n = b.num_shards();
-                let description = format!("V2 checkpoint {} ({n} shard{})", prefix.display(), if n == 1 { "" } else { "s" });
-                Ok(Checkpoint { description, reader: Reader::V2(b) })
+                let description = format!(
+                    "V2 checkpoint {} ({n} shard{})",
+                    prefix.display(),
+                    if n == 1 { "" } else { "s" }
+                );
+                Ok(Checkpoint {
+                    description,
+                    reader: Reader::V2(b),
+                })
             }
             source::Target::V1 { files, shown } => {
                 let c = v1::V1Checkpoint::open(&files)?;
                 let n = c.num_files();
-                let description =
-                    if n == 1 { format!("V1 checkpoint {shown}") } else { format!("V1 checkpoint {shown} ({n} shard files)") };
-                Ok(Checkpoint { description, reader: Reader::V1(c) })
+                let description = if n == 1 {
+                    format!("V1 checkpoint {shown}")
+                } else {
+                    format!("V1 checkpoint {shown} ({n} shard files)")
+                };
+                Ok(Checkpoint {
+                    description,
+                    reader: Reader::V1(c),
+                })
             }
         }
     }
@@ -192,7 +212,9 @@ impl Checkpoint {
     /// The tensor called `name`.
     pub fn get(&self, name: &str) -> Option<&TensorInfo> {
         let t = self.tensors();
-        t.binary_search_by(|i| i.name.as_str().cmp(name)).ok().and_then(|i| t.get(i))
+        t.binary_search_by(|i| i.name.as_str().cmp(name))
+            .ok()
+            .and_then(|i| t.get(i))
     }
 
     /// Reads a numeric tensor: checksums verified, little-endian, slices reassembled.
@@ -218,7 +240,10 @@ impl Checkpoint {
 /// an error). Tensor data is streamed to disk as it arrives. Both files are first written
 /// to temporary files in the same folder and renamed into place at the end (data first,
 /// then index), so a failure leaves no partial checkpoint behind.
-pub fn write_v2(prefix: &Path, tensors: &mut dyn Iterator<Item = Result<(String, TensorData)>>) -> Result<()> {
+pub fn write_v2(
+    prefix: &Path,
+    tensors: &mut dyn Iterator<Item = Result<(String, TensorData)>>,
+) -> Result<()> {
     use std::io::{BufWriter, Write};
     let shown = prefix.display().to_string();
     let dir = match prefix.parent() {
@@ -226,22 +251,45 @@ pub fn write_v2(prefix: &Path, tensors: &mut dyn Iterator<Item = Result<(String,
         _ => std::path::PathBuf::from("."),
     };
     if prefix.file_name().is_none() {
-        return Err(CkptError::Write { file: shown, reason: "the prefix has no file name".into() });
+        return Err(CkptError::Write {
+            file: shown,
+            reason: "the prefix has no file name".into(),
+        });
     }
     let index_path = source::Loc::Disk(prefix.to_path_buf()).with_suffix(".index");
     let data_path = source::Loc::Disk(prefix.to_path_buf()).with_suffix(".data-00000-of-00001");
-    let (source::Loc::Disk(index_path), source::Loc::Disk(data_path)) = (index_path, data_path) else {
-        return Err(CkptError::Write { file: shown, reason: "internal: not a disk path".into() });
+    let (source::Loc::Disk(index_path), source::Loc::Disk(data_path)) = (index_path, data_path)
+    else {
+        return Err(CkptError::Write {
+            file: shown,
+            reason: "internal: not a disk path".into(),
+        });
     };
     let tmp = |what: &str| {
         tempfile::Builder::new()
-            .prefix(&format!(".{}.", prefix.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+            .prefix(&format!(
+                ".{}.",
+                prefix
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default()
+            ))
             .suffix(&format!(".{what}.tmp"))
             .tempfile_in(&dir)
-            .map_err(|e| CkptError::io(dir.display().to_string(), "could not create a temporary file", e))
+            .map_err(|e| {
+                CkptError::io(
+                    dir.display().to_string(),
+                    "could not create a temporary file",
+                    e,
+                )
+            })
     };
     let data_tmp = tmp("data")?;
-    let mut writer = writer::BundleWriter::new(&shown, vec![BufWriter::with_capacity(8 << 20, data_tmp)], writer::BundleOptions::default())?;
+    let mut writer = writer::BundleWriter::new(
+        &shown,
+        vec![BufWriter::with_capacity(8 << 20, data_tmp)],
+        writer::BundleOptions::default(),
+    )?;
     for item in tensors {
         let (name, t) = item?;
         writer.add(&name, &t)?;
@@ -249,18 +297,37 @@ pub fn write_v2(prefix: &Path, tensors: &mut dyn Iterator<Item = Result<(String,
     let (index, mut sinks) = writer.finish()?;
     let data_tmp = sinks
         .pop()
-        .ok_or_else(|| CkptError::Write { file: shown.clone(), reason: "internal: no data shard".into() })?
+        .ok_or_else(|| CkptError::Write {
+            file: shown.clone(),
+            reason: "internal: no data shard".into(),
+        })?
         .into_inner()
         .map_err(|e| CkptError::io(&shown, "could not write the data shard", e.into_error()))?;
-    data_tmp.as_file().sync_all().map_err(|e| CkptError::io(&shown, "could not sync the data shard", e))?;
-    let mut index_tmp = tmp("index")?;
-    index_tmp.write_all(&index).map_err(|e| CkptError::io(&shown, "could not write the index", e))?;
-    index_tmp.as_file().sync_all().map_err(|e| CkptError::io(&shown, "could not sync the index", e))?;
     data_tmp
-        .persist(&data_path)
-        .map_err(|e| CkptError::io(data_path.display().to_string(), "could not move the data shard into place", e.error))?;
+        .as_file()
+        .sync_all()
+        .map_err(|e| CkptError::io(&shown, "could not sync the data shard", e))?;
+    let mut index_tmp = tmp("index")?;
     index_tmp
-        .persist(&index_path)
-        .map_err(|e| CkptError::io(index_path.display().to_string(), "could not move the index into place", e.error))?;
+        .write_all(&index)
+        .map_err(|e| CkptError::io(&shown, "could not write the index", e))?;
+    index_tmp
+        .as_file()
+        .sync_all()
+        .map_err(|e| CkptError::io(&shown, "could not sync the index", e))?;
+    data_tmp.persist(&data_path).map_err(|e| {
+        CkptError::io(
+            data_path.display().to_string(),
+            "could not move the data shard into place",
+            e.error,
+        )
+    })?;
+    index_tmp.persist(&index_path).map_err(|e| {
+        CkptError::io(
+            index_path.display().to_string(),
+            "could not move the index into place",
+            e.error,
+        )
+    })?;
     Ok(())
 }

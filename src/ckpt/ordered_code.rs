@@ -108,7 +108,10 @@ mod tests {
             [0x00, 0x77, 0x00, 0x01, 0x01, 0x02, 0x80, 0x7f, 0x80, 0x7f]
         );
         // Scalars: rank 0.
-        assert_eq!(encode_tensor_name_slice(b"s", &[]), [0x00, 0x73, 0x00, 0x01, 0x00]);
+        assert_eq!(
+            encode_tensor_name_slice(b"s", &[]),
+            [0x00, 0x73, 0x00, 0x01, 0x00]
+        );
     }
 
     #[test]
@@ -121,7 +124,10 @@ mod tests {
         assert_eq!(enc(0), [0x00]);
         assert_eq!(enc(2), [0x01, 0x02]);
         assert_eq!(enc(0x100), [0x02, 0x01, 0x00]);
-        assert_eq!(enc(u64::MAX), [8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            enc(u64::MAX),
+            [8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
     }
 
     #[test]
@@ -163,7 +169,22 @@ mod tests {
 
     #[test]
     fn signed_encoding_preserves_order() {
-        let mut values: Vec<i64> = vec![i64::MIN, i64::MIN + 1, -1 << 40, -65, -64, -1, 0, 1, 63, 64, 8191, 8192, 1 << 40, i64::MAX];
+        let mut values: Vec<i64> = vec![
+            i64::MIN,
+            i64::MIN + 1,
+            -1 << 40,
+            -65,
+            -64,
+            -1,
+            0,
+            1,
+            63,
+            64,
+            8191,
+            8192,
+            1 << 40,
+            i64::MAX,
+        ];
         for s in 0..62 {
             values.push(1i64 << s);
             values.push(-(1i64 << s));

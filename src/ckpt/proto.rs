@@ -55,7 +55,12 @@ pub(crate) type PResult<T> = std::result::Result<T, ProtoError>;
 impl ProtoError {
     /// The error for `message` (e.g. "BundleEntryProto of 'a/b'") stored in `file`.
     pub fn in_file(self, file: &str, message: impl Into<String>) -> super::error::CkptError {
-        super::error::CkptError::Proto { file: file.to_string(), message: message.into(), offset: self.offset, reason: self.reason }
+        super::error::CkptError::Proto {
+            file: file.to_string(),
+            message: message.into(),
+            offset: self.offset,
+            reason: self.reason,
+        }
     }
 }
 
@@ -155,8 +160,10 @@ impl<'a> Field<'a> {
                 let mut pos = 0;
                 while pos < b.len() {
                     let rest = b.get(pos..).unwrap_or_default();
-                    let (v, n) = decode_varint64(rest)
-                        .ok_or_else(|| ProtoError { offset: at + pos, reason: bad_varint_reason(rest) })?;
+                    let (v, n) = decode_varint64(rest).ok_or_else(|| ProtoError {
+                        offset: at + pos,
+                        reason: bad_varint_reason(rest),
+                    })?;
                     f(v);
                     pos += n;
                 }
@@ -189,7 +196,10 @@ impl<'a> Reader<'a> {
     }
 
     fn err(&self, at: usize, reason: impl Into<String>) -> ProtoError {
-        ProtoError { offset: self.base.saturating_add(at), reason: reason.into() }
+        ProtoError {
+            offset: self.base.saturating_add(at),
+            reason: reason.into(),
+        }
     }
 
     fn varint(&mut self) -> PResult<u64> {
@@ -205,12 +215,23 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: u64, what: &str) -> PResult<(&'a [u8], usize)> {
         let left = self.buf.len() - self.pos.min(self.buf.len());
-        let n_usize = usize::try_from(n).ok().filter(|&n| n <= left).ok_or_else(|| {
-            self.err(self.pos, format!("{what} of {n} bytes runs past the end of the message ({left} bytes left)"))
-        })?;
+        let n_usize = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= left)
+            .ok_or_else(|| {
+                self.err(
+                    self.pos,
+                    format!(
+                        "{what} of {n} bytes runs past the end of the message ({left} bytes left)"
+                    ),
+                )
+            })?;
         let start = self.pos;
         self.pos += n_usize;
-        Ok((self.buf.get(start..self.pos).unwrap_or_default(), self.base.saturating_add(start)))
+        Ok((
+            self.buf.get(start..self.pos).unwrap_or_default(),
+            self.base.saturating_add(start),
+        ))
     }
 
     fn tag(&mut self) -> PResult<(u32, u8)> {
@@ -245,14 +266,23 @@ impl<'a> Reader<'a> {
                 self.skip_group(number)?;
                 Value::Group
             }
-            4 => return Err(self.err(at, format!("end-group tag for field {number} without a start-group tag"))),
+            4 => {
+                return Err(self.err(
+                    at,
+                    format!("end-group tag for field {number} without a start-group tag"),
+                ));
+            }
             5 => {
                 let (b, _) = self.take(4, "fixed32 value")?;
                 Value::Fixed32(fixed32_at(b, 0).unwrap_or_default())
             }
             w => return Err(self.err(at, format!("invalid wire type {w} for field {number}"))),
         };
-        Ok(Some(Field { number, value, offset: self.base.saturating_add(at) }))
+        Ok(Some(Field {
+            number,
+            value,
+            offset: self.base.saturating_add(at),
+        }))
     }
 
     /// Skips a group whose start tag (for field `first`) was just read, including any nested
@@ -261,7 +291,10 @@ impl<'a> Reader<'a> {
         let mut open: Vec<u32> = vec![first];
         while let Some(&current) = open.last() {
             if self.pos >= self.buf.len() {
-                return Err(self.err(self.pos, format!("group for field {current} is not terminated")));
+                return Err(self.err(
+                    self.pos,
+                    format!("group for field {current} is not terminated"),
+                ));
             }
             let at = self.pos;
             let (number, wire) = self.tag()?;
@@ -278,7 +311,10 @@ impl<'a> Reader<'a> {
                 }
                 3 => {
                     if open.len() >= MAX_GROUP_DEPTH {
-                        return Err(self.err(at, format!("groups nested deeper than {MAX_GROUP_DEPTH} levels")));
+                        return Err(self.err(
+                            at,
+                            format!("groups nested deeper than {MAX_GROUP_DEPTH} levels"),
+                        ));
                     }
                     open.push(number);
                 }
@@ -684,7 +720,10 @@ pub(crate) struct SavedTensorSlices<'a> {
 impl<'a> Message<'a> for SavedTensorSlices<'a> {
     fn merge_field(&mut self, f: &Field<'a>) -> PResult<()> {
         match f.number {
-            1 => merge_sub(self.meta.get_or_insert_with(SavedTensorSliceMeta::default), f)?,
+            1 => merge_sub(
+                self.meta.get_or_insert_with(SavedTensorSliceMeta::default),
+                f,
+            )?,
             2 => merge_sub(self.data.get_or_insert_with(SavedSlice::default), f)?,
             _ => {}
         }
@@ -700,7 +739,11 @@ pub(crate) fn encode_saved_meta(meta: &SavedTensorSliceMeta) -> Vec<u8> {
 }
 
 /// Encodes `SavedTensorSlices { data: SavedSlice { name, slice, data: tensor_proto } }`.
-pub(crate) fn encode_saved_slice(name: &[u8], slice: &TensorSliceProto, tensor_proto: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_saved_slice(
+    name: &[u8],
+    slice: &TensorSliceProto,
+    tensor_proto: &[u8],
+) -> Vec<u8> {
     let mut inner = Vec::new();
     put_len_field(&mut inner, 1, name);
     put_len_field(&mut inner, 2, &slice.encode());
@@ -747,19 +790,32 @@ impl ValueField {
             DType::U64 => (17, 8, false, false),
             _ => return None,
         };
-        Some(ValueField { field, width, fixed, boolean })
+        Some(ValueField {
+            field,
+            width,
+            fixed,
+            boolean,
+        })
     }
 
     /// The fewest encoded bytes `n_values` wire values can take (1 per varint).
     pub fn min_encoded_len(&self, n_values: u64) -> Option<u64> {
-        if self.fixed { n_values.checked_mul(self.width as u64) } else { Some(n_values) }
+        if self.fixed {
+            n_values.checked_mul(self.width as u64)
+        } else {
+            Some(n_values)
+        }
     }
 }
 
 /// Decodes the values of `TensorProto` occurrences `segments` into `out` (little-endian,
 /// `out.len() / vf.width` wire values). Fields other than `vf.field` are ignored, as TF does.
 /// The number of values must fill `out` exactly.
-pub(crate) fn decode_tensor_values(segments: &[(&[u8], usize)], vf: ValueField, out: &mut [u8]) -> PResult<()> {
+pub(crate) fn decode_tensor_values(
+    segments: &[(&[u8], usize)],
+    vf: ValueField,
+    out: &mut [u8],
+) -> PResult<()> {
     let expected = out.len() / vf.width;
     let mut filled = 0usize; // bytes written
     let mut last_offset = 0usize;
@@ -786,12 +842,22 @@ pub(crate) fn decode_tensor_values(segments: &[(&[u8], usize)], vf: ValueField, 
                         tmp = v.to_le_bytes();
                         &tmp[..]
                     }
-                    _ => return Err(f.wrong_type(if vf.width == 4 { "fixed32" } else { "fixed64" })),
+                    _ => {
+                        return Err(f.wrong_type(if vf.width == 4 {
+                            "fixed32"
+                        } else {
+                            "fixed64"
+                        }));
+                    }
                 };
                 if !chunk.len().is_multiple_of(vf.width) {
                     return Err(ProtoError {
                         offset: f.offset,
-                        reason: format!("packed field of {} bytes is not a multiple of {}", chunk.len(), vf.width),
+                        reason: format!(
+                            "packed field of {} bytes is not a multiple of {}",
+                            chunk.len(),
+                            vf.width
+                        ),
                     });
                 }
                 let end = filled.checked_add(chunk.len()).ok_or_else(too_many)?;
@@ -803,7 +869,10 @@ pub(crate) fn decode_tensor_values(segments: &[(&[u8], usize)], vf: ValueField, 
                 f.for_each_varint(|v| {
                     let v = if vf.boolean { u64::from(v != 0) } else { v };
                     let bytes = v.to_le_bytes();
-                    match (out.get_mut(filled..filled + vf.width), bytes.get(..vf.width)) {
+                    match (
+                        out.get_mut(filled..filled + vf.width),
+                        bytes.get(..vf.width),
+                    ) {
                         (Some(dst), Some(src)) if !overflow => {
                             dst.copy_from_slice(src);
                             filled += vf.width;
@@ -820,7 +889,10 @@ pub(crate) fn decode_tensor_values(segments: &[(&[u8], usize)], vf: ValueField, 
     if filled != out.len() {
         return Err(ProtoError {
             offset: last_offset,
-            reason: format!("tensor data has {} values, the slice has {expected}", filled / vf.width),
+            reason: format!(
+                "tensor data has {} values, the slice has {expected}",
+                filled / vf.width
+            ),
         });
     }
     Ok(())
@@ -893,16 +965,29 @@ mod tests {
 
     #[test]
     fn header_bytes_match_tf() {
-        let h = BundleHeaderProto { num_shards: 1, endianness: 0, version: VersionDef { producer: 1, ..Default::default() } };
+        let h = BundleHeaderProto {
+            num_shards: 1,
+            endianness: 0,
+            version: VersionDef {
+                producer: 1,
+                ..Default::default()
+            },
+        };
         assert_eq!(h.encode(), [0x08, 0x01, 0x1a, 0x02, 0x08, 0x01]);
-        assert_eq!(BundleHeaderProto::parse(&[0x08, 0x01, 0x1a, 0x02, 0x08, 0x01]).unwrap(), h);
+        assert_eq!(
+            BundleHeaderProto::parse(&[0x08, 0x01, 0x1a, 0x02, 0x08, 0x01]).unwrap(),
+            h
+        );
     }
 
     #[test]
     fn entry_roundtrip_and_known_bytes() {
         let e = BundleEntryProto {
             dtype: 1,
-            shape: TensorShapeProto { dims: vec![2, 3], unknown_rank: false },
+            shape: TensorShapeProto {
+                dims: vec![2, 3],
+                unknown_rank: false,
+            },
             shard_id: 0,
             offset: 0,
             size: 24,
@@ -912,10 +997,24 @@ mod tests {
         let bytes = e.encode();
         assert_eq!(
             bytes,
-            [0x08, 0x01, 0x12, 0x08, 0x12, 0x02, 0x08, 0x02, 0x12, 0x02, 0x08, 0x03, 0x28, 0x18, 0x35, 0x78, 0x56, 0x34, 0x12]
+            [
+                0x08, 0x01, 0x12, 0x08, 0x12, 0x02, 0x08, 0x02, 0x12, 0x02, 0x08, 0x03, 0x28, 0x18,
+                0x35, 0x78, 0x56, 0x34, 0x12
+            ]
         );
         assert_eq!(BundleEntryProto::parse(&bytes).unwrap(), e);
-        let s = TensorSliceProto { extents: vec![Extent { start: 0, length: None }, Extent { start: 2, length: Some(3) }] };
+        let s = TensorSliceProto {
+            extents: vec![
+                Extent {
+                    start: 0,
+                    length: None,
+                },
+                Extent {
+                    start: 2,
+                    length: Some(3),
+                },
+            ],
+        };
         assert_eq!(s.encode(), [0x0a, 0x00, 0x0a, 0x04, 0x08, 0x02, 0x10, 0x03]);
         assert_eq!(TensorSliceProto::parse(&s.encode()).unwrap(), s);
     }
@@ -938,13 +1037,21 @@ mod tests {
     #[test]
     fn malformed_messages_are_errors() {
         // truncated varint
-        assert!(BundleEntryProto::parse(&[0x08, 0x80]).unwrap_err().reason.contains("truncated varint"));
+        assert!(
+            BundleEntryProto::parse(&[0x08, 0x80])
+                .unwrap_err()
+                .reason
+                .contains("truncated varint")
+        );
         // length past the end
         let e = BundleEntryProto::parse(&[0x12, 0x05, 0x00]).unwrap_err();
         assert!(e.reason.contains("runs past the end"), "{e:?}");
         // wrong wire type for a known field (crc32c as varint)
         let e = BundleEntryProto::parse(&[0x30, 0x01]).unwrap_err();
-        assert!(e.reason.contains("wire type varint, expected fixed32"), "{e:?}");
+        assert!(
+            e.reason.contains("wire type varint, expected fixed32"),
+            "{e:?}"
+        );
         // field number 0
         assert!(BundleEntryProto::parse(&[0x00, 0x01]).is_err());
         // wire types 6 and 7
@@ -977,7 +1084,14 @@ mod tests {
 
     #[test]
     fn negative_and_big_ints() {
-        let e = BundleEntryProto { dtype: 1, shape: TensorShapeProto { dims: vec![-1], unknown_rank: false }, ..Default::default() };
+        let e = BundleEntryProto {
+            dtype: 1,
+            shape: TensorShapeProto {
+                dims: vec![-1],
+                unknown_rank: false,
+            },
+            ..Default::default()
+        };
         let p = BundleEntryProto::parse(&e.encode()).unwrap();
         assert_eq!(p.shape.dims, [-1]);
         // int32 field holding a 64-bit value is truncated like protobuf does.
@@ -990,10 +1104,29 @@ mod tests {
     fn repeated_messages_and_merge() {
         let meta = SavedTensorSliceMeta {
             tensors: vec![
-                SavedSliceMeta { name: b"a".to_vec(), shape: TensorShapeProto { dims: vec![2], unknown_rank: false }, dtype: 1, slices: vec![TensorSliceProto { extents: vec![Extent::default()] }] },
-                SavedSliceMeta { name: b"b".to_vec(), shape: TensorShapeProto::default(), dtype: 9, slices: vec![TensorSliceProto::default()] },
+                SavedSliceMeta {
+                    name: b"a".to_vec(),
+                    shape: TensorShapeProto {
+                        dims: vec![2],
+                        unknown_rank: false,
+                    },
+                    dtype: 1,
+                    slices: vec![TensorSliceProto {
+                        extents: vec![Extent::default()],
+                    }],
+                },
+                SavedSliceMeta {
+                    name: b"b".to_vec(),
+                    shape: TensorShapeProto::default(),
+                    dtype: 9,
+                    slices: vec![TensorSliceProto::default()],
+                },
             ],
-            versions: VersionDef { producer: 1, min_consumer: 0, bad_consumers: vec![3, 4] },
+            versions: VersionDef {
+                producer: 1,
+                min_consumer: 0,
+                bad_consumers: vec![3, 4],
+            },
         };
         let enc = encode_saved_meta(&meta);
         let parsed = SavedTensorSlices::parse(&enc).unwrap();
@@ -1001,13 +1134,28 @@ mod tests {
         assert!(parsed.data.is_none());
         // the meta given twice merges (repeated tensors concatenate)
         let twice = [enc.clone(), enc].concat();
-        assert_eq!(SavedTensorSlices::parse(&twice).unwrap().meta.unwrap().tensors.len(), 4);
+        assert_eq!(
+            SavedTensorSlices::parse(&twice)
+                .unwrap()
+                .meta
+                .unwrap()
+                .tensors
+                .len(),
+            4
+        );
         // unpacked bad_consumers
         let v = VersionDef::parse(&[0x18, 0x03, 0x18, 0x04]).unwrap();
         assert_eq!(v.bad_consumers, [3, 4]);
         assert!(v.check(3).is_err());
         assert!(v.check(1).is_ok());
-        assert!(VersionDef { min_consumer: 2, ..Default::default() }.check(1).is_err());
+        assert!(
+            VersionDef {
+                min_consumer: 2,
+                ..Default::default()
+            }
+            .check(1)
+            .is_err()
+        );
     }
 
     fn roundtrip_values(dtype: DType, data: &[u8], packed: bool) -> Vec<u8> {
@@ -1020,14 +1168,29 @@ mod tests {
 
     #[test]
     fn tensor_values_packed_and_unpacked() {
-        let f32s: Vec<u8> = [1.5f32, -2.0, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f32s: Vec<u8> = [1.5f32, -2.0, 0.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let i8s: Vec<u8> = [-1i8, 127, -128, 0].iter().map(|&v| v as u8).collect();
-        let i32s: Vec<u8> = [-5i32, i32::MAX, i32::MIN].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let i64s: Vec<u8> = [-5i64, i64::MAX].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let i32s: Vec<u8> = [-5i32, i32::MAX, i32::MIN]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let i64s: Vec<u8> = [-5i64, i64::MAX]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let u64s: Vec<u8> = [u64::MAX, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
         let bools = vec![1u8, 0, 1];
-        let halfs: Vec<u8> = [0x3c00u16, 0xfbff].iter().flat_map(|v| v.to_le_bytes()).collect();
-        let c128: Vec<u8> = [1.0f64, -1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let halfs: Vec<u8> = [0x3c00u16, 0xfbff]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let c128: Vec<u8> = [1.0f64, -1.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         for packed in [true, false] {
             assert_eq!(roundtrip_values(DType::F32, &f32s, packed), f32s);
             assert_eq!(roundtrip_values(DType::I8, &i8s, packed), i8s);
@@ -1039,7 +1202,11 @@ mod tests {
             assert_eq!(roundtrip_values(DType::Complex128, &c128, packed), c128);
         }
         // packed float_val for [1.0, 2.0]: tag 0x2a, length 8, raw LE floats
-        let enc = encode_tensor_values(&[0, 0, 0x80, 0x3f, 0, 0, 0, 0x40], ValueField::of(DType::F32).unwrap(), true);
+        let enc = encode_tensor_values(
+            &[0, 0, 0x80, 0x3f, 0, 0, 0, 0x40],
+            ValueField::of(DType::F32).unwrap(),
+            true,
+        );
         assert_eq!(enc, [0x2a, 0x08, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40]);
         // negative int8 is a 10-byte int32 varint
         let enc = encode_tensor_values(&[0xff], ValueField::of(DType::I8).unwrap(), false);
@@ -1051,9 +1218,19 @@ mod tests {
         let vf = ValueField::of(DType::F32).unwrap();
         let enc = encode_tensor_values(&[0u8; 12], vf, true);
         let mut out = vec![0u8; 8];
-        assert!(decode_tensor_values(&[(&enc, 0)], vf, &mut out).unwrap_err().reason.contains("more values"));
+        assert!(
+            decode_tensor_values(&[(&enc, 0)], vf, &mut out)
+                .unwrap_err()
+                .reason
+                .contains("more values")
+        );
         let mut out = vec![0u8; 16];
-        assert!(decode_tensor_values(&[(&enc, 0)], vf, &mut out).unwrap_err().reason.contains("has 3 values"));
+        assert!(
+            decode_tensor_values(&[(&enc, 0)], vf, &mut out)
+                .unwrap_err()
+                .reason
+                .contains("has 3 values")
+        );
         // packed length not a multiple of 4
         let bad = [0x2a, 0x03, 0, 0, 0];
         let mut out = vec![0u8; 4];

@@ -16,11 +16,14 @@ pub(crate) fn validate_shape(shape: &TensorShapeProto) -> Result<Vec<u64>, Strin
     }
     let mut dims = Vec::with_capacity(shape.dims.len().min(64));
     for (i, &d) in shape.dims.iter().enumerate() {
-        let d = u64::try_from(d).map_err(|_| format!("dimension {i} of the shape is negative ({d})"))?;
+        let d = u64::try_from(d)
+            .map_err(|_| format!("dimension {i} of the shape is negative ({d})"))?;
         dims.push(d);
     }
     if num_elements(&dims).is_none() {
-        return Err(format!("the shape {dims:?} has more elements than fit in 64 bits"));
+        return Err(format!(
+            "the shape {dims:?} has more elements than fit in 64 bits"
+        ));
     }
     Ok(dims)
 }
@@ -57,7 +60,10 @@ impl Slice {
 
     /// Whether the slice covers the whole tensor.
     pub fn is_full(&self, shape: &[u64]) -> bool {
-        self.extents.iter().zip(shape).all(|(&(s, l), &d)| s == 0 && l == d)
+        self.extents
+            .iter()
+            .zip(shape)
+            .all(|(&(s, l), &d)| s == 0 && l == d)
     }
 
     /// TF's slice notation, e.g. `0,4:-`.
@@ -67,7 +73,13 @@ impl Slice {
         }
         self.key_extents
             .iter()
-            .map(|&(s, l)| if l == -1 { "-".to_string() } else { format!("{s},{l}") })
+            .map(|&(s, l)| {
+                if l == -1 {
+                    "-".to_string()
+                } else {
+                    format!("{s},{l}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(":")
     }
@@ -76,7 +88,11 @@ impl Slice {
 /// Resolves a stored slice against the (validated) full shape.
 pub(crate) fn resolve_slice(shape: &[u64], proto: &TensorSliceProto) -> Result<Slice, String> {
     if proto.extents.len() != shape.len() {
-        return Err(format!("a slice has {} extents but the tensor has rank {}", proto.extents.len(), shape.len()));
+        return Err(format!(
+            "a slice has {} extents but the tensor has rank {}",
+            proto.extents.len(),
+            shape.len()
+        ));
     }
     let mut key_extents = Vec::with_capacity(shape.len());
     let mut extents = Vec::with_capacity(shape.len());
@@ -88,15 +104,23 @@ pub(crate) fn resolve_slice(shape: &[u64], proto: &TensorSliceProto) -> Result<S
             continue;
         }
         let (Ok(start), Ok(len)) = (u64::try_from(e.start), u64::try_from(length)) else {
-            return Err(format!("slice extent {i} has start {} and length {length}", e.start));
+            return Err(format!(
+                "slice extent {i} has start {} and length {length}",
+                e.start
+            ));
         };
         if len == 0 || start.checked_add(len).is_none_or(|end| end > dim) {
-            return Err(format!("slice extent {i} ({start}, length {len}) does not fit in dimension {dim}"));
+            return Err(format!(
+                "slice extent {i} ({start}, length {len}) does not fit in dimension {dim}"
+            ));
         }
         key_extents.push((e.start, length));
         extents.push((start, len));
     }
-    Ok(Slice { key_extents, extents })
+    Ok(Slice {
+        key_extents,
+        extents,
+    })
 }
 
 /// Checks that `slices` exactly tile the tensor: pairwise disjoint, element counts summing
@@ -105,16 +129,29 @@ pub(crate) fn check_coverage(shape: &[u64], slices: &[Slice]) -> Result<(), Stri
     let total = num_elements(shape).unwrap_or(u64::MAX);
     let mut sum: u64 = 0;
     for s in slices {
-        sum = sum.checked_add(s.num_elements()).ok_or("the slices hold more elements than fit in 64 bits")?;
+        sum = sum
+            .checked_add(s.num_elements())
+            .ok_or("the slices hold more elements than fit in 64 bits")?;
     }
     if sum != total {
-        return Err(format!("its {} slices hold {sum} elements, the tensor has {total}", slices.len()));
+        return Err(format!(
+            "its {} slices hold {sum} elements, the tensor has {total}",
+            slices.len()
+        ));
     }
     for (i, a) in slices.iter().enumerate() {
         for b in slices.iter().skip(i + 1) {
-            let overlap = a.extents.iter().zip(&b.extents).all(|(&(s1, l1), &(s2, l2))| s1 < s2 + l2 && s2 < s1 + l1);
+            let overlap = a
+                .extents
+                .iter()
+                .zip(&b.extents)
+                .all(|(&(s1, l1), &(s2, l2))| s1 < s2 + l2 && s2 < s1 + l1);
             if overlap {
-                return Err(format!("slices {} and {} overlap", a.describe(), b.describe()));
+                return Err(format!(
+                    "slices {} and {} overlap",
+                    a.describe(),
+                    b.describe()
+                ));
             }
         }
     }
@@ -122,7 +159,13 @@ pub(crate) fn check_coverage(shape: &[u64], slices: &[Slice]) -> Result<(), Stri
 }
 
 /// Copies the row-major data of `slice` into the row-major full tensor `full`.
-pub(crate) fn copy_slice(full: &mut [u8], shape: &[u64], slice: &Slice, src: &[u8], elem: usize) -> Result<(), String> {
+pub(crate) fn copy_slice(
+    full: &mut [u8],
+    shape: &[u64],
+    slice: &Slice,
+    src: &[u8],
+    elem: usize,
+) -> Result<(), String> {
     let rank = shape.len();
     let oob = || "slice copy out of bounds".to_string();
     if slice.extents.len() != rank {
@@ -139,7 +182,10 @@ pub(crate) fn copy_slice(full: &mut [u8], shape: &[u64], slice: &Slice, src: &[u
         strides[d] = strides[d + 1] * shape[d + 1];
     }
     let inner = slice.extents[rank - 1].1;
-    let run = usize::try_from(inner).ok().and_then(|n| n.checked_mul(elem)).ok_or_else(oob)?;
+    let run = usize::try_from(inner)
+        .ok()
+        .and_then(|n| n.checked_mul(elem))
+        .ok_or_else(oob)?;
     if run == 0 {
         return Ok(());
     }
@@ -152,8 +198,14 @@ pub(crate) fn copy_slice(full: &mut [u8], shape: &[u64], slice: &Slice, src: &[u
         for d in 0..rank - 1 {
             off += (slice.extents[d].0 + idx[d]) * strides[d];
         }
-        let start = usize::try_from(off).ok().and_then(|o| o.checked_mul(elem)).ok_or_else(oob)?;
-        let dst = start.checked_add(run).and_then(|end| full.get_mut(start..end)).ok_or_else(oob)?;
+        let start = usize::try_from(off)
+            .ok()
+            .and_then(|o| o.checked_mul(elem))
+            .ok_or_else(oob)?;
+        let dst = start
+            .checked_add(run)
+            .and_then(|end| full.get_mut(start..end))
+            .ok_or_else(oob)?;
         let s = src.get(src_pos..src_pos + run).ok_or_else(oob)?;
         dst.copy_from_slice(s);
         src_pos += run;
@@ -161,7 +213,11 @@ pub(crate) fn copy_slice(full: &mut [u8], shape: &[u64], slice: &Slice, src: &[u
         let mut d = rank - 1;
         loop {
             if d == 0 {
-                return if src_pos == src.len() { Ok(()) } else { Err(oob()) };
+                return if src_pos == src.len() {
+                    Ok(())
+                } else {
+                    Err(oob())
+                };
             }
             d -= 1;
             idx[d] += 1;
@@ -179,16 +235,43 @@ mod tests {
     use crate::ckpt::proto::Extent;
 
     fn sl(extents: &[(i64, Option<i64>)]) -> TensorSliceProto {
-        TensorSliceProto { extents: extents.iter().map(|&(start, length)| Extent { start, length }).collect() }
+        TensorSliceProto {
+            extents: extents
+                .iter()
+                .map(|&(start, length)| Extent { start, length })
+                .collect(),
+        }
     }
 
     #[test]
     fn shapes() {
-        let ok = TensorShapeProto { dims: vec![2, 0, 3], unknown_rank: false };
+        let ok = TensorShapeProto {
+            dims: vec![2, 0, 3],
+            unknown_rank: false,
+        };
         assert_eq!(validate_shape(&ok).unwrap(), [2, 0, 3]);
-        assert!(validate_shape(&TensorShapeProto { dims: vec![2, -1], unknown_rank: false }).unwrap_err().contains("negative"));
-        assert!(validate_shape(&TensorShapeProto { dims: vec![1 << 40, 1 << 40], unknown_rank: false }).is_err());
-        assert!(validate_shape(&TensorShapeProto { dims: vec![], unknown_rank: true }).is_err());
+        assert!(
+            validate_shape(&TensorShapeProto {
+                dims: vec![2, -1],
+                unknown_rank: false
+            })
+            .unwrap_err()
+            .contains("negative")
+        );
+        assert!(
+            validate_shape(&TensorShapeProto {
+                dims: vec![1 << 40, 1 << 40],
+                unknown_rank: false
+            })
+            .is_err()
+        );
+        assert!(
+            validate_shape(&TensorShapeProto {
+                dims: vec![],
+                unknown_rank: true
+            })
+            .is_err()
+        );
         assert_eq!(byte_size(&[1 << 62], 8), None);
         assert_eq!(byte_size(&[], 4), Some(4));
     }
@@ -199,13 +282,26 @@ mod tests {
         assert_eq!(s.key_extents, [(2, 3), (0, -1)]);
         assert_eq!(s.extents, [(2, 3), (0, 5)]);
         assert_eq!(s.describe(), "2,3:-");
-        assert!(resolve_slice(&[10, 5], &sl(&[(0, Some(-1)), (0, Some(5))])).unwrap().is_full(&[10, 5]));
-        assert!(resolve_slice(&[10], &sl(&[(3, None)])).is_err(), "full extent must start at 0");
-        assert!(resolve_slice(&[10], &sl(&[(0, Some(0))])).is_err(), "zero length");
+        assert!(
+            resolve_slice(&[10, 5], &sl(&[(0, Some(-1)), (0, Some(5))]))
+                .unwrap()
+                .is_full(&[10, 5])
+        );
+        assert!(
+            resolve_slice(&[10], &sl(&[(3, None)])).is_err(),
+            "full extent must start at 0"
+        );
+        assert!(
+            resolve_slice(&[10], &sl(&[(0, Some(0))])).is_err(),
+            "zero length"
+        );
         assert!(resolve_slice(&[10], &sl(&[(-1, Some(2))])).is_err());
         assert!(resolve_slice(&[10], &sl(&[(8, Some(3))])).is_err());
         assert!(resolve_slice(&[10], &sl(&[(i64::MAX, Some(i64::MAX))])).is_err());
-        assert!(resolve_slice(&[10, 2], &sl(&[(0, None)])).is_err(), "rank mismatch");
+        assert!(
+            resolve_slice(&[10, 2], &sl(&[(0, None)])).is_err(),
+            "rank mismatch"
+        );
     }
 
     #[test]
@@ -227,7 +323,11 @@ mod tests {
         // 4x6 tensor of u16 values r*10+c, split in 3 uneven slices.
         let shape = [4u64, 6];
         let val = |r: u64, c: u64| ((r * 10 + c) as u16).to_le_bytes();
-        let specs = [[(0i64, Some(3i64)), (0, Some(2))], [(0, Some(3)), (2, Some(4))], [(3, Some(1)), (0, None)]];
+        let specs = [
+            [(0i64, Some(3i64)), (0, Some(2))],
+            [(0, Some(3)), (2, Some(4))],
+            [(3, Some(1)), (0, None)],
+        ];
         let mut full = vec![0u8; 4 * 6 * 2];
         for spec in specs {
             let s = resolve_slice(&shape, &sl(&spec)).unwrap();
@@ -239,14 +339,26 @@ mod tests {
             }
             copy_slice(&mut full, &shape, &s, &src, 2).unwrap();
         }
-        let expected: Vec<u8> = (0..4).flat_map(|r| (0..6).flat_map(move |c| val(r, c))).collect();
+        let expected: Vec<u8> = (0..4)
+            .flat_map(|r| (0..6).flat_map(move |c| val(r, c)))
+            .collect();
         assert_eq!(full, expected);
         // wrong source size is an error, not a panic
         let s = resolve_slice(&shape, &sl(&[(0, Some(1)), (0, Some(1))])).unwrap();
         assert!(copy_slice(&mut full, &shape, &s, &[0; 3], 2).is_err());
         // scalar
         let mut one = [0u8; 4];
-        copy_slice(&mut one, &[], &Slice { key_extents: vec![], extents: vec![] }, &[1, 2, 3, 4], 4).unwrap();
+        copy_slice(
+            &mut one,
+            &[],
+            &Slice {
+                key_extents: vec![],
+                extents: vec![],
+            },
+            &[1, 2, 3, 4],
+            4,
+        )
+        .unwrap();
         assert_eq!(one, [1, 2, 3, 4]);
     }
 }

@@ -18,11 +18,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::OpenOptions;
 use super::archive::{Archive, ArchiveKind};
 use super::blob::Blob;
 use super::error::{CkptError, Result};
 use super::table::{FOOTER_LEN, TABLE_MAGIC};
-use super::OpenOptions;
 
 /// Largest `checkpoint` state file read.
 const MAX_STATE_FILE: u64 = 1 << 20;
@@ -118,8 +118,20 @@ fn classify(name: &str) -> NameKind<'_> {
 
 /// Archive members that look like a V1 checkpoint by name.
 fn looks_like_v1_member(name: &str) -> bool {
-    const NOT_CHECKPOINTS: [&str; 9] = [".meta", ".pb", ".pbtxt", ".txt", ".json", ".tflite", ".graph", ".index", ".tempstate"];
-    name.contains(".ckpt") && !NOT_CHECKPOINTS.iter().any(|ext| name.ends_with(ext)) && !name.contains(".tempstate")
+    const NOT_CHECKPOINTS: [&str; 9] = [
+        ".meta",
+        ".pb",
+        ".pbtxt",
+        ".txt",
+        ".json",
+        ".tflite",
+        ".graph",
+        ".index",
+        ".tempstate",
+    ];
+    name.contains(".ckpt")
+        && !NOT_CHECKPOINTS.iter().any(|ext| name.ends_with(ext))
+        && !name.contains(".tempstate")
 }
 
 /// Reads `model_checkpoint_path: "..."` from a `checkpoint` state file (text protobuf).
@@ -175,7 +187,9 @@ fn unquote(s: &str) -> Option<String> {
 }
 
 fn has_table_magic(path: &Path) -> bool {
-    let Ok(blob) = Blob::open_file(path) else { return false };
+    let Ok(blob) = Blob::open_file(path) else {
+        return false;
+    };
     let Ok(len) = blob.len() else { return false };
     if len < FOOTER_LEN {
         return false;
@@ -187,19 +201,21 @@ fn has_table_magic(path: &Path) -> bool {
 /// Finds the checkpoint `path` means.
 pub(crate) fn resolve(path: &Path, opts: &OpenOptions) -> Result<Target> {
     if path.is_file()
-        && let Some(kind) = ArchiveKind::of(path) {
-            let a = Archive::open(path, kind, opts.max_member_bytes)?;
-            return resolve_in_archive(&a, None);
-        }
+        && let Some(kind) = ArchiveKind::of(path)
+    {
+        let a = Archive::open(path, kind, opts.max_member_bytes)?;
+        return resolve_in_archive(&a, None);
+    }
     if !path.exists()
-        && let Some((archive, member)) = split_archive_path(path) {
-            let kind = ArchiveKind::of(&archive).ok_or_else(|| CkptError::Resolve {
-                path: path.display().to_string(),
-                reason: "unknown archive type".into(),
-            })?;
-            let a = Archive::open(&archive, kind, opts.max_member_bytes)?;
-            return resolve_in_archive(&a, Some(&member));
-        }
+        && let Some((archive, member)) = split_archive_path(path)
+    {
+        let kind = ArchiveKind::of(&archive).ok_or_else(|| CkptError::Resolve {
+            path: path.display().to_string(),
+            reason: "unknown archive type".into(),
+        })?;
+        let a = Archive::open(&archive, kind, opts.max_member_bytes)?;
+        return resolve_in_archive(&a, Some(&member));
+    }
     if path.is_dir() {
         return resolve_dir(path);
     }
@@ -226,28 +242,34 @@ fn resolve_disk_file(path: &Path) -> Result<Target> {
     let kind = classify(name);
     if path.is_file() {
         return match kind {
-            NameKind::Index(prefix) => Ok(Target::V2 { prefix: Loc::Disk(path.with_file_name(prefix)) }),
+            NameKind::Index(prefix) => Ok(Target::V2 {
+                prefix: Loc::Disk(path.with_file_name(prefix)),
+            }),
             NameKind::DataShard(prefix) => {
                 let p = Loc::Disk(path.with_file_name(prefix));
                 if p.with_suffix(".index").is_file() {
                     Ok(Target::V2 { prefix: p })
                 } else {
-                    Err(CkptError::Resolve {
-                        path: shown,
-                        reason: format!("is a V2 data shard, but its index {} does not exist", p.with_suffix(".index").display()),
-                    })
+                    // Without its index a data shard cannot be read (it has no header).
+                    Err(CkptError::DataShardAsTable { file: shown })
                 }
             }
             NameKind::V1Shard(prefix, _, n) => {
                 let dir = path.parent().unwrap_or(Path::new(""));
-                disk_v1_shards(dir, prefix, Some(n))?.ok_or_else(|| CkptError::NotFound { file: shown, reason: "no shard files".into() })
+                disk_v1_shards(dir, prefix, Some(n))?.ok_or_else(|| CkptError::NotFound {
+                    file: shown,
+                    reason: "no shard files".into(),
+                })
             }
             NameKind::Other => {
                 let loc = Loc::Disk(path.to_path_buf());
                 if loc.with_suffix(".index").is_file() {
                     Ok(Target::V2 { prefix: loc })
                 } else {
-                    Ok(Target::V1 { files: vec![loc], shown })
+                    Ok(Target::V1 {
+                        files: vec![loc],
+                        shown,
+                    })
                 }
             }
         };
@@ -256,28 +278,37 @@ fn resolve_disk_file(path: &Path) -> Result<Target> {
     if loc.with_suffix(".index").is_file() {
         return Ok(Target::V2 { prefix: loc });
     }
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    if !name.is_empty() && dir.is_dir()
-        && let Some(t) = disk_v1_shards(dir, name, None)? {
-            return Ok(t);
-        }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !name.is_empty()
+        && dir.is_dir()
+        && let Some(t) = disk_v1_shards(dir, name, None)?
+    {
+        return Ok(t);
+    }
     Err(CkptError::NotFound {
         file: shown.clone(),
-        reason: format!("there is no such file, no {shown}.index and no sharded V1 files {shown}-?????-of-?????"),
+        reason: format!(
+            "there is no such file, no {shown}.index and no sharded V1 files {shown}-?????-of-?????"
+        ),
     })
 }
 
 fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     let shown = dir.display().to_string();
-    let rd = std::fs::read_dir(dir).map_err(|e| CkptError::io(&shown, "could not list the folder", e))?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| CkptError::io(&shown, "could not list the folder", e))?;
     let mut out = Vec::new();
     for entry in rd {
         let entry = entry.map_err(|e| CkptError::io(&shown, "could not list the folder", e))?;
         let path = entry.path();
         if let Some(name) = file_name(&path)
-            && path.is_file() {
-                out.push((name.to_string(), path.clone()));
-            }
+            && path.is_file()
+        {
+            out.push((name.to_string(), path.clone()));
+        }
     }
     out.sort();
     Ok(out)
@@ -289,7 +320,9 @@ fn disk_v1_shards(dir: &Path, prefix: &str, n: Option<u32>) -> Result<Option<Tar
     let counts: BTreeSet<u32> = list_dir(dir)?
         .iter()
         .filter_map(|(name, _)| match classify(name) {
-            NameKind::V1Shard(p, _, total) if p == prefix && n.is_none_or(|n| n == total) => Some(total),
+            NameKind::V1Shard(p, _, total) if p == prefix && n.is_none_or(|n| n == total) => {
+                Some(total)
+            }
             _ => None,
         })
         .collect();
@@ -299,7 +332,9 @@ fn disk_v1_shards(dir: &Path, prefix: &str, n: Option<u32>) -> Result<Option<Tar
         _ => {
             return Err(CkptError::Resolve {
                 path: shown,
-                reason: format!("has shard files for different shard counts ({counts:?}); open one set by a shard file's name"),
+                reason: format!(
+                    "has shard files for different shard counts ({counts:?}); open one set by a shard file's name"
+                ),
             });
         }
     };
@@ -307,7 +342,12 @@ fn disk_v1_shards(dir: &Path, prefix: &str, n: Option<u32>) -> Result<Option<Tar
     for i in 0..total {
         let p = dir.join(format!("{prefix}-{i:05}-of-{total:05}"));
         if !p.is_file() {
-            return Err(CkptError::MissingShard { file: shown, shard: i, num_shards: total, missing: p.display().to_string() });
+            return Err(CkptError::MissingShard {
+                file: shown,
+                shard: i,
+                num_shards: total,
+                missing: p.display().to_string(),
+            });
         }
         files.push(Loc::Disk(p));
     }
@@ -326,7 +366,11 @@ fn resolve_dir(dir: &Path) -> Result<Target> {
             path: state_shown.clone(),
             reason: "the checkpoint state file has no model_checkpoint_path line".into(),
         })?;
-        let direct = if Path::new(&named).is_absolute() { PathBuf::from(&named) } else { dir.join(&named) };
+        let direct = if Path::new(&named).is_absolute() {
+            PathBuf::from(&named)
+        } else {
+            dir.join(&named)
+        };
         let mut tries = vec![direct];
         if let Some(base) = Path::new(&named).file_name() {
             let local = dir.join(base);
@@ -388,7 +432,11 @@ fn split_member(name: &str) -> (&str, &str) {
 }
 
 fn join_member(dir: &str, base: &str) -> String {
-    if dir.is_empty() { base.to_string() } else { format!("{dir}/{base}") }
+    if dir.is_empty() {
+        base.to_string()
+    } else {
+        format!("{dir}/{base}")
+    }
 }
 
 fn resolve_in_archive(a: &Arc<Archive>, spec: Option<&str>) -> Result<Target> {
@@ -405,13 +453,18 @@ fn resolve_in_archive(a: &Arc<Archive>, spec: Option<&str>) -> Result<Target> {
     if let [state] = states.as_slice() {
         let member = a.member(state).map(|m| m.size).unwrap_or_default();
         if member > MAX_STATE_FILE {
-            return Err(CkptError::ArchiveMember { archive: a.display().to_string(), member: state.to_string(), reason: "the checkpoint state file is too large".into() });
+            return Err(CkptError::ArchiveMember {
+                archive: a.display().to_string(),
+                member: state.to_string(),
+                reason: "the checkpoint state file is too large".into(),
+            });
         }
         let text = a.read(state)?;
-        let named = parse_state(&String::from_utf8_lossy(&text)).ok_or_else(|| CkptError::Resolve {
-            path: a.member_display(state),
-            reason: "the checkpoint state file has no model_checkpoint_path line".into(),
-        })?;
+        let named =
+            parse_state(&String::from_utf8_lossy(&text)).ok_or_else(|| CkptError::Resolve {
+                path: a.member_display(state),
+                reason: "the checkpoint state file has no model_checkpoint_path line".into(),
+            })?;
         let (dir, _) = split_member(state);
         let base = named.rsplit(['/', '\\']).next().unwrap_or(&named);
         let mut tries = Vec::new();
@@ -474,30 +527,39 @@ fn resolve_member(a: &Arc<Archive>, name: &str) -> Result<Target> {
             return Err(CkptError::ArchiveMember {
                 archive: a.display().to_string(),
                 member: name.to_string(),
-                reason: "is not a regular file (folders and links inside archives are not followed)".into(),
+                reason:
+                    "is not a regular file (folders and links inside archives are not followed)"
+                        .into(),
             });
         }
         return match classify(base) {
-            NameKind::Index(p) => Ok(Target::V2 { prefix: loc(join_member(dir, p)) }),
+            NameKind::Index(p) => Ok(Target::V2 {
+                prefix: loc(join_member(dir, p)),
+            }),
             NameKind::DataShard(p) => {
                 let prefix = loc(join_member(dir, p));
                 if prefix.with_suffix(".index").is_file() {
                     Ok(Target::V2 { prefix })
                 } else {
-                    Err(CkptError::Resolve {
-                        path: a.member_display(name),
-                        reason: format!("is a V2 data shard, but its index {} is not in the archive", prefix.with_suffix(".index").display()),
+                    Err(CkptError::DataShardAsTable {
+                        file: a.member_display(name),
                     })
                 }
             }
             NameKind::V1Shard(p, _, n) => member_v1_shards(a, &join_member(dir, p), Some(n))?
-                .ok_or_else(|| CkptError::NotFound { file: a.member_display(name), reason: "no shard members".into() }),
+                .ok_or_else(|| CkptError::NotFound {
+                    file: a.member_display(name),
+                    reason: "no shard members".into(),
+                }),
             NameKind::Other => {
                 let l = loc(name.to_string());
                 if l.with_suffix(".index").is_file() {
                     Ok(Target::V2 { prefix: l })
                 } else {
-                    Ok(Target::V1 { files: vec![l], shown: a.member_display(name) })
+                    Ok(Target::V1 {
+                        files: vec![l],
+                        shown: a.member_display(name),
+                    })
                 }
             }
         };
@@ -511,7 +573,9 @@ fn resolve_member(a: &Arc<Archive>, name: &str) -> Result<Target> {
     }
     Err(CkptError::NotFound {
         file: a.member_display(name),
-        reason: "the archive has no such member, no .index for it and no -?????-of-????? shards of it".into(),
+        reason:
+            "the archive has no such member, no .index for it and no -?????-of-????? shards of it"
+                .into(),
     })
 }
 
@@ -525,7 +589,11 @@ fn member_v1_shards(a: &Arc<Archive>, prefix: &str, n: Option<u32>) -> Result<Op
         .filter_map(|m| {
             let (dir, base) = split_member(&m.name);
             match classify(base) {
-                NameKind::V1Shard(p, _, total) if dir == pdir && p == pbase && n.is_none_or(|n| n == total) => Some(total),
+                NameKind::V1Shard(p, _, total)
+                    if dir == pdir && p == pbase && n.is_none_or(|n| n == total) =>
+                {
+                    Some(total)
+                }
                 _ => None,
             }
         })
@@ -534,7 +602,10 @@ fn member_v1_shards(a: &Arc<Archive>, prefix: &str, n: Option<u32>) -> Result<Op
         (0, _) => return Ok(None),
         (1, Some(&t)) => t,
         _ => {
-            return Err(CkptError::Resolve { path: shown, reason: format!("has shard members for different shard counts ({counts:?})") });
+            return Err(CkptError::Resolve {
+                path: shown,
+                reason: format!("has shard members for different shard counts ({counts:?})"),
+            });
         }
     };
     let mut files = Vec::with_capacity(total as usize);
@@ -542,7 +613,12 @@ fn member_v1_shards(a: &Arc<Archive>, prefix: &str, n: Option<u32>) -> Result<Op
         let name = format!("{prefix}-{i:05}-of-{total:05}");
         let l = Loc::Member(Arc::clone(a), name);
         if !l.is_file() {
-            return Err(CkptError::MissingShard { file: shown, shard: i, num_shards: total, missing: l.display() });
+            return Err(CkptError::MissingShard {
+                file: shown,
+                shard: i,
+                num_shards: total,
+                missing: l.display(),
+            });
         }
         files.push(l);
     }
@@ -555,9 +631,15 @@ mod tests {
 
     #[test]
     fn name_classes() {
-        assert_eq!(classify("model.ckpt-5.index"), NameKind::Index("model.ckpt-5"));
+        assert_eq!(
+            classify("model.ckpt-5.index"),
+            NameKind::Index("model.ckpt-5")
+        );
         assert_eq!(classify("m.data-00000-of-00001"), NameKind::DataShard("m"));
-        assert_eq!(classify("m.ckpt-00001-of-00004"), NameKind::V1Shard("m.ckpt", 1, 4));
+        assert_eq!(
+            classify("m.ckpt-00001-of-00004"),
+            NameKind::V1Shard("m.ckpt", 1, 4)
+        );
         assert_eq!(classify("m.ckpt"), NameKind::Other);
         assert_eq!(classify(".index"), NameKind::Other);
         assert_eq!(classify("m-1-of-2"), NameKind::Other);
@@ -572,8 +654,14 @@ mod tests {
     fn state_file_parsing() {
         let text = "model_checkpoint_path: \"model.ckpt-20\"\nall_model_checkpoint_paths: \"model.ckpt-10\"\n";
         assert_eq!(parse_state(text).unwrap(), "model.ckpt-20");
-        assert_eq!(parse_state("model_checkpoint_path: '/abs/m\\\"x\\101'").unwrap(), "/abs/m\"xA");
-        assert_eq!(parse_state("model_checkpoint_path:\"a\\x41\\n\"").unwrap(), "aA\n");
+        assert_eq!(
+            parse_state("model_checkpoint_path: '/abs/m\\\"x\\101'").unwrap(),
+            "/abs/m\"xA"
+        );
+        assert_eq!(
+            parse_state("model_checkpoint_path:\"a\\x41\\n\"").unwrap(),
+            "aA\n"
+        );
         assert_eq!(parse_state("all_model_checkpoint_paths: \"x\""), None);
         assert_eq!(parse_state("model_checkpoint_path: unquoted"), None);
         assert_eq!(parse_state("model_checkpoint_path: \"bad\\"), None);

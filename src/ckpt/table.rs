@@ -22,7 +22,7 @@ use super::blob::Blob;
 use super::block::Block;
 use super::coding::{decode_varint64, fixed32_at};
 use super::crc;
-use super::error::{show_key, CkptError, Result};
+use super::error::{CkptError, Result, show_key};
 
 /// Size of the footer at the end of every table.
 pub(crate) const FOOTER_LEN: u64 = 48;
@@ -83,24 +83,41 @@ impl Table {
         if file_len < FOOTER_LEN {
             return Err(CkptError::NotATable {
                 file: blob.name().to_string(),
-                reason: format!("the file is too short ({file_len} bytes) to hold a table footer (48 bytes)"),
+                reason: format!(
+                    "the file is too short ({file_len} bytes) to hold a table footer (48 bytes)"
+                ),
             });
         }
         let footer = blob.read_vec(file_len - FOOTER_LEN, FOOTER_LEN)?;
         let magic_lo = fixed32_at(&footer, 40).unwrap_or_default();
         let magic_hi = fixed32_at(&footer, 44).unwrap_or_default();
         if (u64::from(magic_hi) << 32 | u64::from(magic_lo)) != TABLE_MAGIC {
-            return Err(CkptError::NotATable { file: blob.name().to_string(), reason: "bad magic number".into() });
+            return Err(CkptError::NotATable {
+                file: blob.name().to_string(),
+                reason: "bad magic number".into(),
+            });
         }
-        let corrupt = |reason: String| CkptError::CorruptTable { file: blob.name().to_string(), reason };
-        let (metaindex, n) = BlockHandle::decode(&footer)
-            .ok_or_else(|| corrupt("the footer's metaindex handle is not a valid varint pair".into()))?;
+        let corrupt = |reason: String| CkptError::CorruptTable {
+            file: blob.name().to_string(),
+            reason,
+        };
+        let (metaindex, n) = BlockHandle::decode(&footer).ok_or_else(|| {
+            corrupt("the footer's metaindex handle is not a valid varint pair".into())
+        })?;
         let (index_handle, n2) = BlockHandle::decode(footer.get(n..).unwrap_or_default())
-            .ok_or_else(|| corrupt("the footer's index handle is not a valid varint pair".into()))?;
+            .ok_or_else(|| {
+                corrupt("the footer's index handle is not a valid varint pair".into())
+            })?;
         if n + n2 > 40 {
-            return Err(corrupt("the footer's block handles are longer than 40 bytes".into()));
+            return Err(corrupt(
+                "the footer's block handles are longer than 40 bytes".into(),
+            ));
         }
-        let mut table = Table { blob, file_len, index: Vec::new() };
+        let mut table = Table {
+            blob,
+            file_len,
+            index: Vec::new(),
+        };
         // TF never uses the metaindex block (it is empty), but its checksum is verified so
         // that no byte of the file goes unchecked.
         table.read_block(metaindex, "metaindex block")?;
@@ -114,11 +131,17 @@ impl Table {
                 _ => {
                     return Err(table.corrupt_block(
                         index_handle.offset,
-                        format!("the index entry for '{}' is not a block handle", show_key(&entry.key)),
+                        format!(
+                            "the index entry for '{}' is not a block handle",
+                            show_key(&entry.key)
+                        ),
                     ));
                 }
             };
-            table.check_handle(handle, &format!("data block for index entry '{}'", show_key(&entry.key)))?;
+            table.check_handle(
+                handle,
+                &format!("data block for index entry '{}'", show_key(&entry.key)),
+            )?;
             index.push((entry.key, handle));
         }
         table.index = index;
@@ -131,13 +154,20 @@ impl Table {
     }
 
     fn corrupt_block(&self, offset: u64, reason: String) -> CkptError {
-        CkptError::CorruptBlock { file: self.blob.name().to_string(), offset, reason }
+        CkptError::CorruptBlock {
+            file: self.blob.name().to_string(),
+            offset,
+            reason,
+        }
     }
 
     /// A block (with its trailer) must lie before the footer.
     fn check_handle(&self, h: BlockHandle, what: &str) -> Result<()> {
         let limit = self.file_len - FOOTER_LEN;
-        let end = h.offset.checked_add(h.size).and_then(|e| e.checked_add(BLOCK_TRAILER_LEN));
+        let end = h
+            .offset
+            .checked_add(h.size)
+            .and_then(|e| e.checked_add(BLOCK_TRAILER_LEN));
         match end {
             Some(end) if end <= limit => Ok(()),
             _ => Err(CkptError::CorruptTable {
@@ -159,14 +189,21 @@ impl Table {
         let stored = crc::unmask(fixed32_at(&raw, n + 1).unwrap_or_default());
         let computed = crc::value(raw.get(..=n).unwrap_or_default());
         if stored != computed {
-            return Err(CkptError::BlockChecksum { file: self.blob.name().to_string(), offset: h.offset, stored, computed });
+            return Err(CkptError::BlockChecksum {
+                file: self.blob.name().to_string(),
+                offset: h.offset,
+                stored,
+                computed,
+            });
         }
         raw.truncate(n);
         let contents = match block_type {
             NO_COMPRESSION => raw,
             SNAPPY_COMPRESSION => self.decompress(&raw, h.offset)?,
             other => {
-                return Err(self.corrupt_block(h.offset, format!("unknown block compression type {other}")));
+                return Err(
+                    self.corrupt_block(h.offset, format!("unknown block compression type {other}"))
+                );
             }
         };
         Block::new(contents).map_err(|reason| self.corrupt_block(h.offset, reason))
@@ -175,11 +212,16 @@ impl Table {
     fn decompress(&self, compressed: &[u8], offset: u64) -> Result<Vec<u8>> {
         let claimed = snap::raw::decompress_len(compressed)
             .map_err(|e| self.corrupt_block(offset, format!("bad snappy block header: {e}")))?;
-        let limit = (compressed.len() as u64).saturating_mul(MAX_SNAPPY_RATIO).saturating_add(64);
+        let limit = (compressed.len() as u64)
+            .saturating_mul(MAX_SNAPPY_RATIO)
+            .saturating_add(64);
         if claimed as u64 > limit {
             return Err(self.corrupt_block(
                 offset,
-                format!("snappy block of {} bytes claims to expand to {claimed} bytes", compressed.len()),
+                format!(
+                    "snappy block of {} bytes claims to expand to {claimed} bytes",
+                    compressed.len()
+                ),
             ));
         }
         let mut out = vec![0u8; claimed];
@@ -187,7 +229,10 @@ impl Table {
             .decompress(compressed, &mut out)
             .map_err(|e| self.corrupt_block(offset, format!("corrupt snappy block: {e}")))?;
         if written != claimed {
-            return Err(self.corrupt_block(offset, format!("snappy block expanded to {written} bytes, not {claimed}")));
+            return Err(self.corrupt_block(
+                offset,
+                format!("snappy block expanded to {written} bytes, not {claimed}"),
+            ));
         }
         Ok(out)
     }
@@ -201,16 +246,25 @@ impl Table {
             for item in block.iter() {
                 let entry = item.map_err(|reason| self.corrupt_block(handle.offset, reason))?;
                 if let Some(p) = &prev
-                    && entry.key <= *p {
-                        return Err(self.corrupt_block(
-                            handle.offset,
-                            format!("keys out of order: '{}' does not sort after '{}'", show_key(&entry.key), show_key(p)),
-                        ));
-                    }
+                    && entry.key <= *p
+                {
+                    return Err(self.corrupt_block(
+                        handle.offset,
+                        format!(
+                            "keys out of order: '{}' does not sort after '{}'",
+                            show_key(&entry.key),
+                            show_key(p)
+                        ),
+                    ));
+                }
                 if entry.key > *separator {
                     return Err(self.corrupt_block(
                         handle.offset,
-                        format!("key '{}' sorts after its index entry '{}'", show_key(&entry.key), show_key(separator)),
+                        format!(
+                            "key '{}' sorts after its index entry '{}'",
+                            show_key(&entry.key),
+                            show_key(separator)
+                        ),
                     ));
                 }
                 f(&entry.key, block.value(entry.value.clone()))?;
@@ -223,9 +277,13 @@ impl Table {
     /// Point lookup through the index: the first block whose separator is ≥ `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<TableValue>> {
         let i = self.index.partition_point(|(sep, _)| sep.as_slice() < key);
-        let Some((_, handle)) = self.index.get(i) else { return Ok(None) };
+        let Some((_, handle)) = self.index.get(i) else {
+            return Ok(None);
+        };
         let block = self.read_block(*handle, "data block")?;
-        let found = block.seek(key).map_err(|reason| self.corrupt_block(handle.offset, reason))?;
+        let found = block
+            .seek(key)
+            .map_err(|reason| self.corrupt_block(handle.offset, reason))?;
         Ok(found.map(|range| TableValue { block, range }))
     }
 
@@ -240,8 +298,16 @@ pub(crate) mod tests {
     use super::*;
     use crate::ckpt::writer::{Compression, TableBuilder, TableOptions};
 
-    pub(crate) fn opts(block_size: usize, restart_interval: usize, compression: Compression) -> TableOptions {
-        TableOptions { block_size, restart_interval, compression }
+    pub(crate) fn opts(
+        block_size: usize,
+        restart_interval: usize,
+        compression: Compression,
+    ) -> TableOptions {
+        TableOptions {
+            block_size,
+            restart_interval,
+            compression,
+        }
     }
 
     pub(crate) fn build(entries: &[(Vec<u8>, Vec<u8>)], o: TableOptions) -> Vec<u8> {
@@ -267,7 +333,12 @@ pub(crate) mod tests {
 
     pub(crate) fn sample(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut v: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
-            .map(|i| (format!("layer{}/w{i:03}", i % 7).into_bytes(), vec![(i % 251) as u8; 1 + i % 40]))
+            .map(|i| {
+                (
+                    format!("layer{}/w{i:03}", i % 7).into_bytes(),
+                    vec![(i % 251) as u8; 1 + i % 40],
+                )
+            })
             .collect();
         v.sort();
         v.insert(0, (Vec::new(), b"header".to_vec()));
@@ -279,7 +350,10 @@ pub(crate) mod tests {
         let bytes = build(&[], TableOptions::default());
         // empty data? none: metaindex block (8 + 5), index block (8 + 5), footer 48.
         assert_eq!(bytes.len(), 13 + 13 + 48);
-        assert_eq!(&bytes[bytes.len() - 8..], [0x57, 0xfb, 0x80, 0x8b, 0x24, 0x75, 0x47, 0xdb]);
+        assert_eq!(
+            &bytes[bytes.len() - 8..],
+            [0x57, 0xfb, 0x80, 0x8b, 0x24, 0x75, 0x47, 0xdb]
+        );
         assert_eq!(&bytes[..8], [0, 0, 0, 0, 1, 0, 0, 0]);
         let t = open(bytes).unwrap();
         assert_eq!(t.index.len(), 0);
@@ -299,7 +373,12 @@ pub(crate) mod tests {
                 }
                 assert_eq!(all(&t).unwrap(), data);
                 for (k, v) in &data {
-                    assert_eq!(t.get(k).unwrap().unwrap().bytes(), v.as_slice(), "{}", show_key(k));
+                    assert_eq!(
+                        t.get(k).unwrap().unwrap().bytes(),
+                        v.as_slice(),
+                        "{}",
+                        show_key(k)
+                    );
                 }
                 assert!(t.get(b"layer0/w0000").unwrap().is_none());
                 assert!(t.get(b"zzz").unwrap().is_none());
@@ -347,7 +426,10 @@ pub(crate) mod tests {
                     assert!(msg.starts_with("t.index: "), "{msg}");
                     if i < footer_start {
                         assert!(
-                            matches!(e, CkptError::BlockChecksum { .. } | CkptError::CorruptTable { .. }),
+                            matches!(
+                                e,
+                                CkptError::BlockChecksum { .. } | CkptError::CorruptTable { .. }
+                            ),
                             "byte {i}: {msg}"
                         );
                     }
@@ -400,12 +482,18 @@ pub(crate) mod tests {
         bytes[n + 1..n + 5].copy_from_slice(&c.to_le_bytes());
         let t = open(bytes).unwrap();
         let e = all(&t).unwrap_err();
-        assert!(e.to_string().contains("unknown block compression type 7"), "{e}");
+        assert!(
+            e.to_string().contains("unknown block compression type 7"),
+            "{e}"
+        );
     }
 
     #[test]
     fn lying_snappy_length_is_refused_before_allocating() {
-        let mut bytes = build(&[(b"a".to_vec(), vec![1; 1000])], opts(4096, 16, Compression::Snappy));
+        let mut bytes = build(
+            &[(b"a".to_vec(), vec![1; 1000])],
+            opts(4096, 16, Compression::Snappy),
+        );
         let t = open(bytes.clone()).unwrap();
         let (_, h) = t.index[0];
         let start = h.offset as usize;
@@ -429,7 +517,10 @@ pub(crate) mod tests {
         t.add_unchecked(b"a", &[2; 20]);
         let bytes = t.finish();
         let e = open(bytes).and_then(|t| all(&t)).unwrap_err();
-        assert!(e.to_string().contains("out of order") || e.to_string().contains("sorts after"), "{e}");
+        assert!(
+            e.to_string().contains("out of order") || e.to_string().contains("sorts after"),
+            "{e}"
+        );
         // the checked builder refuses it
         let mut t = TableBuilder::new(TableOptions::default());
         t.add(b"b", b"").unwrap();

@@ -10,17 +10,17 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::crc;
+use super::TensorData;
 use super::coding::put_varint64;
+use super::crc;
 use super::dtype::DType;
-use super::error::{show_key, CkptError, Result};
+use super::error::{CkptError, Result, show_key};
 use super::ordered_code::encode_tensor_name_slice;
 use super::proto::{
-    encode_saved_meta, encode_saved_slice, encode_string_values, encode_tensor_values, BundleHeaderProto,
-    SavedSliceMeta, SavedTensorSliceMeta, TensorShapeProto, ValueField, VersionDef,
+    BundleHeaderProto, SavedSliceMeta, SavedTensorSliceMeta, TensorShapeProto, ValueField,
+    VersionDef, encode_saved_meta, encode_saved_slice, encode_string_values, encode_tensor_values,
 };
 use super::table::{NO_COMPRESSION, SNAPPY_COMPRESSION, TABLE_MAGIC};
-use super::TensorData;
 
 pub use super::proto::{BundleEntryProto, Extent, TensorSliceProto};
 
@@ -47,7 +47,11 @@ pub struct TableOptions {
 impl Default for TableOptions {
     /// TF's values: 256 KiB blocks, restart interval 16, no compression.
     fn default() -> Self {
-        TableOptions { block_size: 262_144, restart_interval: 16, compression: Compression::None }
+        TableOptions {
+            block_size: 262_144,
+            restart_interval: 16,
+            compression: Compression::None,
+        }
     }
 }
 
@@ -63,13 +67,22 @@ pub struct BlockBuilder {
 
 impl BlockBuilder {
     pub fn new(restart_interval: usize) -> Self {
-        BlockBuilder { buf: Vec::new(), restarts: vec![0], counter: 0, interval: restart_interval.max(1), last_key: Vec::new() }
+        BlockBuilder {
+            buf: Vec::new(),
+            restarts: vec![0],
+            counter: 0,
+            interval: restart_interval.max(1),
+            last_key: Vec::new(),
+        }
     }
 
     /// Appends an entry (no order check).
     pub fn add(&mut self, key: &[u8], value: &[u8]) {
         let shared = if self.counter < self.interval {
-            key.iter().zip(&self.last_key).take_while(|(a, b)| a == b).count()
+            key.iter()
+                .zip(&self.last_key)
+                .take_while(|(a, b)| a == b)
+                .count()
         } else {
             self.restarts.push(self.buf.len() as u32);
             self.counter = 0;
@@ -99,7 +112,8 @@ impl BlockBuilder {
         for r in &self.restarts {
             self.buf.extend_from_slice(&r.to_le_bytes());
         }
-        self.buf.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
         self.buf
     }
 }
@@ -160,7 +174,11 @@ impl TableBuilder {
         if self.entries > 0 && key <= self.last_key.as_slice() {
             return Err(CkptError::Write {
                 file: "table".into(),
-                reason: format!("key '{}' does not sort after '{}'", show_key(key), show_key(&self.last_key)),
+                reason: format!(
+                    "key '{}' does not sort after '{}'",
+                    show_key(key),
+                    show_key(&self.last_key)
+                ),
             });
         }
         self.add_unchecked(key, value);
@@ -171,7 +189,11 @@ impl TableBuilder {
     pub fn add_unchecked(&mut self, key: &[u8], value: &[u8]) {
         if let Some((offset, size)) = self.pending.take() {
             let sep = shortest_separator(&self.last_key, key);
-            let sep = if sep.as_slice() < key { sep } else { self.last_key.clone() };
+            let sep = if sep.as_slice() < key {
+                sep
+            } else {
+                self.last_key.clone()
+            };
             self.index.add(&sep, &encode_handle(offset, size));
         }
         self.data.add(key, value);
@@ -187,7 +209,10 @@ impl TableBuilder {
         if self.data.is_empty() {
             return;
         }
-        let block = std::mem::replace(&mut self.data, BlockBuilder::new(self.opts.restart_interval));
+        let block = std::mem::replace(
+            &mut self.data,
+            BlockBuilder::new(self.opts.restart_interval),
+        );
         self.pending = Some(self.write_block(block.finish()));
     }
 
@@ -235,47 +260,92 @@ fn encode_handle(offset: u64, size: u64) -> Vec<u8> {
 }
 
 fn bad_input(file: &str, reason: String) -> CkptError {
-    CkptError::Write { file: file.to_string(), reason }
+    CkptError::Write {
+        file: file.to_string(),
+        reason,
+    }
 }
 
 /// Checks that `t.data` holds exactly `numel × element size` bytes.
 fn check_tensor_data(file: &str, name: &str, t: &TensorData) -> Result<usize> {
-    let elem = t.dtype.size().ok_or_else(|| bad_input(file, format!("tensor '{name}': dtype {} has no fixed element size", t.dtype)))?;
+    let elem = t.dtype.size().ok_or_else(|| {
+        bad_input(
+            file,
+            format!(
+                "tensor '{name}': dtype {} has no fixed element size",
+                t.dtype
+            ),
+        )
+    })?;
     let expected = t
         .shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
         .and_then(|n| n.checked_mul(elem as u64))
-        .ok_or_else(|| bad_input(file, format!("tensor '{name}': shape {:?} is too large", t.shape)))?;
+        .ok_or_else(|| {
+            bad_input(
+                file,
+                format!("tensor '{name}': shape {:?} is too large", t.shape),
+            )
+        })?;
     if expected != t.data.len() as u64 {
         return Err(bad_input(
             file,
-            format!("tensor '{name}': {} data bytes for shape {:?} of {} ({expected} bytes)", t.data.len(), t.shape, t.dtype),
+            format!(
+                "tensor '{name}': {} data bytes for shape {:?} of {} ({expected} bytes)",
+                t.data.len(),
+                t.shape,
+                t.dtype
+            ),
         ));
     }
     Ok(elem)
 }
 
 fn shape_proto(shape: &[u64]) -> TensorShapeProto {
-    TensorShapeProto { dims: shape.iter().map(|&d| d as i64).collect(), unknown_rank: false }
+    TensorShapeProto {
+        dims: shape.iter().map(|&d| d as i64).collect(),
+        unknown_rank: false,
+    }
 }
 
 /// Slice extents `(start, length)` per dimension → TF's `TensorSlice` proto and key extents.
 /// A dimension covered whole is written as a full extent, as TF does.
-fn slice_protos(file: &str, name: &str, full_shape: &[u64], extents: &[(u64, u64)]) -> Result<(TensorSliceProto, Vec<(i64, i64)>)> {
+fn slice_protos(
+    file: &str,
+    name: &str,
+    full_shape: &[u64],
+    extents: &[(u64, u64)],
+) -> Result<(TensorSliceProto, Vec<(i64, i64)>)> {
     if extents.len() != full_shape.len() {
-        return Err(bad_input(file, format!("tensor '{name}': slice of rank {} for a tensor of rank {}", extents.len(), full_shape.len())));
+        return Err(bad_input(
+            file,
+            format!(
+                "tensor '{name}': slice of rank {} for a tensor of rank {}",
+                extents.len(),
+                full_shape.len()
+            ),
+        ));
     }
     let mut proto = TensorSliceProto::default();
     let mut key = Vec::new();
     for (&(start, len), &dim) in extents.iter().zip(full_shape) {
         if start == 0 && len == dim {
-            proto.extents.push(Extent { start: 0, length: None });
+            proto.extents.push(Extent {
+                start: 0,
+                length: None,
+            });
             key.push((0, -1));
         } else if start.checked_add(len).is_none_or(|e| e > dim) || len == 0 {
-            return Err(bad_input(file, format!("tensor '{name}': slice extent {start}+{len} does not fit dimension {dim}")));
+            return Err(bad_input(
+                file,
+                format!("tensor '{name}': slice extent {start}+{len} does not fit dimension {dim}"),
+            ));
         } else {
-            proto.extents.push(Extent { start: start as i64, length: Some(len as i64) });
+            proto.extents.push(Extent {
+                start: start as i64,
+                length: Some(len as i64),
+            });
             key.push((start as i64, len as i64));
         }
     }
@@ -306,16 +376,29 @@ impl<W: Write> BundleWriter<W> {
     pub fn new(name: impl Into<String>, shards: Vec<W>, opts: BundleOptions) -> Result<Self> {
         let name = name.into();
         if shards.is_empty() {
-            return Err(bad_input(&name, "a bundle needs at least one data shard".into()));
+            return Err(bad_input(
+                &name,
+                "a bundle needs at least one data shard".into(),
+            ));
         }
-        Ok(BundleWriter { name, opts, shards: shards.into_iter().map(|w| (w, 0)).collect(), entries: BTreeMap::new(), next_shard: 0 })
+        Ok(BundleWriter {
+            name,
+            opts,
+            shards: shards.into_iter().map(|w| (w, 0)).collect(),
+            entries: BTreeMap::new(),
+            next_shard: 0,
+        })
     }
 
     /// Appends raw bytes to a shard; returns their offset.
     pub fn append_raw(&mut self, shard: usize, bytes: &[u8]) -> Result<u64> {
         let name = self.name.clone();
-        let (w, pos) = self.shards.get_mut(shard).ok_or_else(|| bad_input(&name, format!("no shard {shard}")))?;
-        w.write_all(bytes).map_err(|e| CkptError::io(&name, format!("could not write data shard {shard}"), e))?;
+        let (w, pos) = self
+            .shards
+            .get_mut(shard)
+            .ok_or_else(|| bad_input(&name, format!("no shard {shard}")))?;
+        w.write_all(bytes)
+            .map_err(|e| CkptError::io(&name, format!("could not write data shard {shard}"), e))?;
         let offset = *pos;
         *pos += bytes.len() as u64;
         Ok(offset)
@@ -324,17 +407,26 @@ impl<W: Write> BundleWriter<W> {
     /// Adds an entry as given, under any key (for building unusual or malformed test files).
     pub fn add_raw_entry(&mut self, key: &[u8], entry: BundleEntryProto) -> Result<()> {
         if self.entries.insert(key.to_vec(), entry).is_some() {
-            return Err(bad_input(&self.name, format!("duplicate tensor name '{}'", show_key(key))));
+            return Err(bad_input(
+                &self.name,
+                format!("duplicate tensor name '{}'", show_key(key)),
+            ));
         }
         Ok(())
     }
 
     fn check_name(&self, name: &str) -> Result<()> {
         if name.is_empty() || name.starts_with('\0') {
-            return Err(bad_input(&self.name, format!("invalid tensor name '{}'", show_key(name.as_bytes()))));
+            return Err(bad_input(
+                &self.name,
+                format!("invalid tensor name '{}'", show_key(name.as_bytes())),
+            ));
         }
         if self.entries.contains_key(name.as_bytes()) {
-            return Err(bad_input(&self.name, format!("duplicate tensor name '{name}'")));
+            return Err(bad_input(
+                &self.name,
+                format!("duplicate tensor name '{name}'"),
+            ));
         }
         Ok(())
     }
@@ -345,7 +437,12 @@ impl<W: Write> BundleWriter<W> {
         s
     }
 
-    fn write_data(&mut self, shard: usize, t: &TensorData, elem: usize) -> Result<BundleEntryProto> {
+    fn write_data(
+        &mut self,
+        shard: usize,
+        t: &TensorData,
+        elem: usize,
+    ) -> Result<BundleEntryProto> {
         let stored: std::borrow::Cow<[u8]> = if self.opts.big_endian {
             let unit = t.dtype.swap_unit().unwrap_or(elem);
             let mut v = t.data.clone();
@@ -388,7 +485,13 @@ impl<W: Write> BundleWriter<W> {
         self.check_name(name)?;
         let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         if numel != Some(strings.len() as u64) {
-            return Err(bad_input(&self.name, format!("tensor '{name}': {} strings for shape {shape:?}", strings.len())));
+            return Err(bad_input(
+                &self.name,
+                format!(
+                    "tensor '{name}': {} strings for shape {shape:?}",
+                    strings.len()
+                ),
+            ));
         }
         let be = self.opts.big_endian;
         let mut bytes = Vec::new();
@@ -397,11 +500,22 @@ impl<W: Write> BundleWriter<W> {
             put_varint64(&mut bytes, s.len() as u64);
             c = match u32::try_from(s.len()) {
                 Ok(l) => crc::extend(c, &if be { l.to_be_bytes() } else { l.to_le_bytes() }),
-                Err(_) => crc::extend(c, &if be { (s.len() as u64).to_be_bytes() } else { (s.len() as u64).to_le_bytes() }),
+                Err(_) => crc::extend(
+                    c,
+                    &if be {
+                        (s.len() as u64).to_be_bytes()
+                    } else {
+                        (s.len() as u64).to_le_bytes()
+                    },
+                ),
             };
         }
         let masked = crc::mask(c);
-        let raw = if be { masked.to_be_bytes() } else { masked.to_le_bytes() };
+        let raw = if be {
+            masked.to_be_bytes()
+        } else {
+            masked.to_le_bytes()
+        };
         bytes.extend_from_slice(&raw);
         c = crc::extend(c, &raw);
         for s in strings {
@@ -426,13 +540,26 @@ impl<W: Write> BundleWriter<W> {
     /// Adds a partitioned variable: the full entry lists the slices, each slice is stored
     /// under its OrderedCode key (TF's `BundleWriter::AddSlice`). Slices go round robin over
     /// the shards. `extents` are `(start, length)` per dimension.
-    pub fn add_partitioned(&mut self, name: &str, dtype: DType, full_shape: &[u64], slices: &[(Vec<(u64, u64)>, TensorData)]) -> Result<()> {
+    pub fn add_partitioned(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        full_shape: &[u64],
+        slices: &[(Vec<(u64, u64)>, TensorData)],
+    ) -> Result<()> {
         self.check_name(name)?;
-        let mut full = BundleEntryProto { dtype: dtype.to_tf(), shape: shape_proto(full_shape), ..Default::default() };
+        let mut full = BundleEntryProto {
+            dtype: dtype.to_tf(),
+            shape: shape_proto(full_shape),
+            ..Default::default()
+        };
         for (extents, t) in slices {
             let (proto, key_extents) = slice_protos(&self.name, name, full_shape, extents)?;
             if t.dtype != dtype || t.shape != extents.iter().map(|e| e.1).collect::<Vec<_>>() {
-                return Err(bad_input(&self.name, format!("tensor '{name}': slice data does not match its extents")));
+                return Err(bad_input(
+                    &self.name,
+                    format!("tensor '{name}': slice data does not match its extents"),
+                ));
             }
             let elem = check_tensor_data(&self.name, name, t)?;
             let shard = self.pick_shard();
@@ -451,7 +578,11 @@ impl<W: Write> BundleWriter<W> {
         let header = BundleHeaderProto {
             num_shards: self.shards.len() as i32,
             endianness: i32::from(self.opts.big_endian),
-            version: VersionDef { producer: 1, min_consumer: 0, bad_consumers: vec![] },
+            version: VersionDef {
+                producer: 1,
+                min_consumer: 0,
+                bad_consumers: vec![],
+            },
         };
         let mut table = TableBuilder::new(self.opts.index);
         table.add(b"", &header.encode())?;
@@ -460,7 +591,9 @@ impl<W: Write> BundleWriter<W> {
         }
         let mut sinks = Vec::with_capacity(self.shards.len());
         for (i, (mut w, _)) in self.shards.into_iter().enumerate() {
-            w.flush().map_err(|e| CkptError::io(&self.name, format!("could not flush data shard {i}"), e))?;
+            w.flush().map_err(|e| {
+                CkptError::io(&self.name, format!("could not flush data shard {i}"), e)
+            })?;
             sinks.push(w);
         }
         Ok((table.finish(), sinks))
@@ -477,7 +610,10 @@ pub struct V1Options {
 
 impl Default for V1Options {
     fn default() -> Self {
-        V1Options { table: TableOptions::default(), packed: true }
+        V1Options {
+            table: TableOptions::default(),
+            packed: true,
+        }
     }
 }
 
@@ -492,25 +628,45 @@ pub struct V1Writer {
 
 impl V1Writer {
     pub fn new(opts: V1Options) -> Self {
-        V1Writer { opts, meta: BTreeMap::new(), data: BTreeMap::new() }
+        V1Writer {
+            opts,
+            meta: BTreeMap::new(),
+            data: BTreeMap::new(),
+        }
     }
 
-    fn add_record(&mut self, name: &str, dtype: DType, full_shape: &[u64], extents: &[(u64, u64)], tensor_proto: Vec<u8>) -> Result<()> {
+    fn add_record(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        full_shape: &[u64],
+        extents: &[(u64, u64)],
+        tensor_proto: Vec<u8>,
+    ) -> Result<()> {
         let (proto, key_extents) = slice_protos("V1 table", name, full_shape, extents)?;
-        let m = self.meta.entry(name.to_string()).or_insert_with(|| SavedSliceMeta {
-            name: name.as_bytes().to_vec(),
-            shape: shape_proto(full_shape),
-            dtype: dtype.to_tf(),
-            slices: vec![],
-        });
+        let m = self
+            .meta
+            .entry(name.to_string())
+            .or_insert_with(|| SavedSliceMeta {
+                name: name.as_bytes().to_vec(),
+                shape: shape_proto(full_shape),
+                dtype: dtype.to_tf(),
+                slices: vec![],
+            });
         if m.dtype != dtype.to_tf() || m.shape != shape_proto(full_shape) {
-            return Err(bad_input("V1 table", format!("tensor '{name}': slices disagree on dtype or shape")));
+            return Err(bad_input(
+                "V1 table",
+                format!("tensor '{name}': slices disagree on dtype or shape"),
+            ));
         }
         m.slices.push(proto.clone());
         let key = encode_tensor_name_slice(name.as_bytes(), &key_extents);
         let record = encode_saved_slice(name.as_bytes(), &proto, &tensor_proto);
         if self.data.insert(key, record).is_some() {
-            return Err(bad_input("V1 table", format!("tensor '{name}': slice {extents:?} added twice")));
+            return Err(bad_input(
+                "V1 table",
+                format!("tensor '{name}': slice {extents:?} added twice"),
+            ));
         }
         Ok(())
     }
@@ -522,10 +678,20 @@ impl V1Writer {
     }
 
     /// Adds one slice of a tensor of shape `full_shape`.
-    pub fn add_slice(&mut self, name: &str, full_shape: &[u64], extents: &[(u64, u64)], t: &TensorData) -> Result<()> {
+    pub fn add_slice(
+        &mut self,
+        name: &str,
+        full_shape: &[u64],
+        extents: &[(u64, u64)],
+        t: &TensorData,
+    ) -> Result<()> {
         check_tensor_data("V1 table", name, t)?;
-        let vf = ValueField::of(t.dtype)
-            .ok_or_else(|| bad_input("V1 table", format!("tensor '{name}': V1 cannot store dtype {}", t.dtype)))?;
+        let vf = ValueField::of(t.dtype).ok_or_else(|| {
+            bad_input(
+                "V1 table",
+                format!("tensor '{name}': V1 cannot store dtype {}", t.dtype),
+            )
+        })?;
         let tp = encode_tensor_values(&t.data, vf, self.opts.packed);
         self.add_record(name, t.dtype, full_shape, extents, tp)
     }
@@ -534,7 +700,13 @@ impl V1Writer {
     pub fn add_strings(&mut self, name: &str, shape: &[u64], strings: &[Vec<u8>]) -> Result<()> {
         let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
         if numel != Some(strings.len() as u64) {
-            return Err(bad_input("V1 table", format!("tensor '{name}': {} strings for shape {shape:?}", strings.len())));
+            return Err(bad_input(
+                "V1 table",
+                format!(
+                    "tensor '{name}': {} strings for shape {shape:?}",
+                    strings.len()
+                ),
+            ));
         }
         let tp = encode_string_values(strings);
         let extents: Vec<(u64, u64)> = shape.iter().map(|&d| (0, d)).collect();
@@ -545,7 +717,11 @@ impl V1Writer {
     pub fn finish(self) -> Result<Vec<u8>> {
         let meta = SavedTensorSliceMeta {
             tensors: self.meta.into_values().collect(),
-            versions: VersionDef { producer: 1, min_consumer: 0, bad_consumers: vec![] },
+            versions: VersionDef {
+                producer: 1,
+                min_consumer: 0,
+                bad_consumers: vec![],
+            },
         };
         let mut table = TableBuilder::new(self.opts.table);
         table.add(b"", &encode_saved_meta(&meta))?;
@@ -574,15 +750,36 @@ mod tests {
     #[test]
     fn tensor_data_must_match_its_shape() {
         let mut w = BundleWriter::new("x", vec![Vec::new()], BundleOptions::default()).unwrap();
-        let t = TensorData { dtype: DType::F32, shape: vec![2], data: vec![0; 7] };
+        let t = TensorData {
+            dtype: DType::F32,
+            shape: vec![2],
+            data: vec![0; 7],
+        };
         assert!(w.add("a", &t).is_err());
-        let t = TensorData { dtype: DType::F32, shape: vec![2], data: vec![0; 8] };
+        let t = TensorData {
+            dtype: DType::F32,
+            shape: vec![2],
+            data: vec![0; 8],
+        };
         w.add("a", &t).unwrap();
-        assert!(w.add("a", &t).unwrap_err().to_string().contains("duplicate"));
+        assert!(
+            w.add("a", &t)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate")
+        );
         assert!(w.add("", &t).is_err());
-        let t = TensorData { dtype: DType::F32, shape: vec![u64::MAX, 2], data: vec![] };
+        let t = TensorData {
+            dtype: DType::F32,
+            shape: vec![u64::MAX, 2],
+            data: vec![],
+        };
         assert!(w.add("b", &t).is_err());
-        let t = TensorData { dtype: DType::String, shape: vec![], data: vec![] };
+        let t = TensorData {
+            dtype: DType::String,
+            shape: vec![],
+            data: vec![],
+        };
         assert!(w.add("c", &t).is_err());
         assert!(BundleWriter::<Vec<u8>>::new("x", vec![], BundleOptions::default()).is_err());
     }
@@ -590,7 +787,15 @@ mod tests {
     #[test]
     fn single_tensor_bundle_bytes() {
         let mut w = BundleWriter::new("x", vec![Vec::new()], BundleOptions::default()).unwrap();
-        w.add("a", &TensorData { dtype: DType::F32, shape: vec![], data: 1.0f32.to_le_bytes().to_vec() }).unwrap();
+        w.add(
+            "a",
+            &TensorData {
+                dtype: DType::F32,
+                shape: vec![],
+                data: 1.0f32.to_le_bytes().to_vec(),
+            },
+        )
+        .unwrap();
         let (index, shards) = w.finish().unwrap();
         assert_eq!(shards[0], 1.0f32.to_le_bytes());
         // first block: entry "" → header 08 01 1a 02 08 01
