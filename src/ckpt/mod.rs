@@ -237,7 +237,7 @@ impl Checkpoint {
 /// Writes `PREFIX.index` and `PREFIX.data-00000-of-00001`, a V2 checkpoint that
 /// `tf.train.load_checkpoint` reads: one shard, little-endian, no compression, a masked CRC
 /// per tensor, entries sorted by name (the input may come in any order; duplicate names are
-/// an error). Tensor data is streamed to disk as it arrives. Both files are first written
+/// an error). The prefix's folder is created if needed. Tensor data is streamed to disk as it arrives. Both files are first written
 /// to temporary files in the same folder and renamed into place at the end (data first,
 /// then index), so a failure leaves no partial checkpoint behind.
 pub fn write_v2(
@@ -256,6 +256,9 @@ pub fn write_v2(
             reason: "the prefix has no file name".into(),
         });
     }
+    // Like TF's BundleWriter, create the folder if needed.
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CkptError::io(dir.display().to_string(), "could not create the folder", e))?;
     let index_path = source::Loc::Disk(prefix.to_path_buf()).with_suffix(".index");
     let data_path = source::Loc::Disk(prefix.to_path_buf()).with_suffix(".data-00000-of-00001");
     let (source::Loc::Disk(index_path), source::Loc::Disk(data_path)) = (index_path, data_path)

@@ -1691,9 +1691,12 @@ fn write_v2_roundtrip_sorted_atomic() {
     .into_iter();
     assert!(write_v2(&p, &mut bad).is_err());
     assert_eq!(fs::read_dir(&out).unwrap().count(), 0);
-    // an empty checkpoint is valid
+    // an empty checkpoint is valid; missing folders are created
     write_v2(&p, &mut std::iter::empty()).unwrap();
     assert!(open(&p).unwrap().tensors().is_empty());
+    let deep = dir.path().join("a/b/m");
+    write_v2(&deep, &mut vec![Ok(("x".to_string(), t.clone()))].into_iter()).unwrap();
+    assert_eq!(open(&deep).unwrap().read("x").unwrap(), t);
 }
 
 // ------------------------------------------------------------------------------------------
