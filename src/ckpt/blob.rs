@@ -76,8 +76,8 @@ impl Blob {
         }
     }
 
-    /// Bytes already in memory (tests).
-    #[cfg(test)]
+    /// Bytes already in memory (tests and fuzzing).
+    #[cfg(any(test, fuzzing))]
     pub fn memory(name: String, data: Vec<u8>) -> Blob {
         Blob::lazy(name, Box::new(move || Ok(data.clone())))
     }

@@ -328,7 +328,7 @@ impl Bundle {
         let mut data = blob.read_vec(r.offset, r.size)?;
         let stored = crc::unmask(r.crc);
         let computed = crc::value(&data);
-        if stored != computed {
+        if stored != computed && !cfg!(fuzzing) {
             return Err(CkptError::TensorChecksum {
                 file: blob.name().to_string(),
                 tensor: name.to_string(),
@@ -456,7 +456,7 @@ impl Bundle {
         } else {
             u32::from_le_bytes(raw)
         });
-        if stored_len_crc != c {
+        if stored_len_crc != c && !cfg!(fuzzing) {
             return Err(bad(format!(
                 "the string length checksum does not match (stored {stored_len_crc:#010x}, computed {c:#010x})"
             )));
@@ -473,7 +473,7 @@ impl Bundle {
         }
         c = crc::extend(c, body);
         let stored = crc::unmask(r.crc);
-        if stored != c {
+        if stored != c && !cfg!(fuzzing) {
             return Err(CkptError::TensorChecksum {
                 file: blob.name().to_string(),
                 tensor: name.to_string(),

@@ -26,6 +26,8 @@ mod coding;
 pub mod crc;
 mod dtype;
 mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod ordered_code;
 mod proto;
 mod slice;

@@ -1695,7 +1695,11 @@ fn write_v2_roundtrip_sorted_atomic() {
     write_v2(&p, &mut std::iter::empty()).unwrap();
     assert!(open(&p).unwrap().tensors().is_empty());
     let deep = dir.path().join("a/b/m");
-    write_v2(&deep, &mut vec![Ok(("x".to_string(), t.clone()))].into_iter()).unwrap();
+    write_v2(
+        &deep,
+        &mut vec![Ok(("x".to_string(), t.clone()))].into_iter(),
+    )
+    .unwrap();
     assert_eq!(open(&deep).unwrap().read("x").unwrap(), t);
 }
 
