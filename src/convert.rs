@@ -11,7 +11,7 @@ use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// Why a checkpoint variable is not converted.
@@ -205,7 +205,7 @@ impl Plan {
                             ),
                         });
                     }
-                    None if info.dtype.is_float() => ema_missing.push(name.clone()),
+                    None if is_float(info.dtype) => ema_missing.push(name.clone()),
                     None => {}
                 }
             }
@@ -328,6 +328,31 @@ impl Plan {
     }
 }
 
+fn is_float(d: DType) -> bool {
+    matches!(d, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
+}
+
+/// The checkpoint dtype of a safetensors dtype (the inverse of [`DType::safetensors`]).
+fn dtype_from_safetensors(d: safetensors::Dtype) -> Option<DType> {
+    use safetensors::Dtype as S;
+    Some(match d {
+        S::F32 => DType::F32,
+        S::F64 => DType::F64,
+        S::F16 => DType::F16,
+        S::BF16 => DType::BF16,
+        S::I8 => DType::I8,
+        S::I16 => DType::I16,
+        S::I32 => DType::I32,
+        S::I64 => DType::I64,
+        S::U8 => DType::U8,
+        S::U16 => DType::U16,
+        S::U32 => DType::U32,
+        S::U64 => DType::U64,
+        S::BOOL => DType::Bool,
+        _ => return None,
+    })
+}
+
 /// A tch tensor holding `d`'s values.
 pub fn tensor_from(name: &str, d: &TensorData) -> Result<Tensor> {
     let st = d.dtype.safetensors().ok_or_else(|| Error::Tensor {
@@ -416,7 +441,7 @@ pub fn write_safetensors(
 /// `slimzoo export`: a tch-layout safetensors file back to a V2 checkpoint at `prefix`
 /// (`prefix.index`, `prefix.data-00000-of-00001`), names unchanged, TF layout restored.
 pub fn export(input: &Path, prefix: &Path, overwrite: bool) -> Result<usize> {
-    let index = ckpt::index_path(prefix);
+    let index = PathBuf::from(format!("{}.index", prefix.display()));
     if !overwrite && index.exists() {
         return Err(Error::bad_file(&index, "already exists (use --force to overwrite)"));
     }
@@ -425,12 +450,12 @@ pub fn export(input: &Path, prefix: &Path, overwrite: bool) -> Result<usize> {
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(input, e))?;
     let st = safetensors::SafeTensors::deserialize(&map)
         .map_err(|e| Error::bad_file(input, format!("not a safetensors file: {e}")))?;
-    let mut names: Vec<String> = st.names().into_iter().cloned().collect();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
     names.sort();
     let count = names.len();
     let mut iter = names.into_iter().map(|name| -> std::result::Result<(String, TensorData), ckpt::CkptError> {
         let view = st.tensor(&name).map_err(|e| ckpt::CkptError::Write { file: input.display().to_string(), reason: e.to_string() })?;
-        let dtype = DType::from_safetensors(view.dtype()).ok_or_else(|| ckpt::CkptError::Write {
+        let dtype = dtype_from_safetensors(view.dtype()).ok_or_else(|| ckpt::CkptError::Write {
             file: input.display().to_string(),
             reason: format!("tensor '{name}': dtype {:?} has no TF equivalent", view.dtype()),
         })?;

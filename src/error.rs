@@ -8,6 +8,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Reading or writing a TF checkpoint failed.
+    #[error(transparent)]
+    Ckpt(#[from] crate::ckpt::CkptError),
+
     /// A torch operation failed (bad shapes reaching libtorch, out of memory, …).
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),

@@ -52,7 +52,7 @@ impl Classify {
         for file in collect_images(&self.images)? {
             let x = model_input(std::slice::from_ref(&file), &loaded.model.spec, Some(self.image_size))?;
             let mut ep = EndPoints::only(["predictions"]);
-            tch::no_grad(|| loaded.model.forward(&x, &RunOptions::default(), &mut ep))?;
+            let _logits = tch::no_grad(|| loaded.model.forward(&x, &RunOptions::default(), &mut ep))?;
             let probs = ep.get("predictions").context("the net produced no predictions")?.f_flatten(0, -1)?;
             let (p, idx) = probs.f_topk(self.top.min(classes), 0, true, true)?;
             println!("{}", file.display());
