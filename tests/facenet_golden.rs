@@ -1,0 +1,111 @@
+//! facenet's Inception-ResNet-v1 against facenet's TF code: end points, bottleneck output and
+//! embeddings for 128- and 512-d models at 160 and at an odd size, training mode, and loading a
+//! release-style folder and .zip with default flags.
+
+mod common;
+
+use common::*;
+use slimzoo::arch::{Model, Net, RunOptions};
+use slimzoo::load::{LoadOptions, load_model};
+use slimzoo::models::endpoints::EndPoints;
+use slimzoo::models::inception_resnet_v1::InceptionResnetV1;
+use slimzoo::weights::Weights;
+use std::path::Path;
+use tch::Device;
+
+const TOL: f64 = 1e-4;
+const RELEASE: &str = "20990101-000000";
+
+fn load(path: &Path) -> Model {
+    let loaded = load_model(path, &LoadOptions::default(), Device::Cpu).unwrap();
+    assert!(matches!(loaded.model.net, Net::InceptionResnetV1(_)), "{:?}", loaded.model.spec);
+    loaded.model
+}
+
+/// All end points, the bottleneck output and the embeddings, as TF computed them.
+fn check_case(model: &Model, input: &Path, expected: &Path, train: bool) {
+    let x = npy_nchw(input);
+    let mut ep = EndPoints::all();
+    let opts = RunOptions { train, ..Default::default() };
+    let out = tch::no_grad(|| model.forward(&x, &opts, &mut ep)).unwrap();
+    let emb = InceptionResnetV1::embed(&out).unwrap();
+    let mut all = with_output(ep, out);
+    all.push(("embeddings".to_string(), emb.shallow_clone()));
+    let worst = assert_endpoints_match(&all, expected, TOL);
+    let tf_emb = &Weights::from_safetensors(expected).unwrap().tensors["embeddings"];
+    let diff = (&emb - tf_emb).abs().max().double_value(&[]);
+    assert!(diff <= 1e-5, "embeddings differ from TF by {diff:e} (> 1e-5 absolute)");
+    eprintln!("{}: worst relative error {worst:e}, embeddings max|diff| {diff:e}", expected.display());
+}
+
+fn golden(name: &str, bottleneck: i64) {
+    let dir = reference(name);
+    // The release .zip, with its Logits head, loads with default flags (the head is left out).
+    let model = load(&dir.join(format!("{RELEASE}.zip")));
+    match &model.net {
+        Net::InceptionResnetV1(n) => {
+            assert_eq!(n.cfg.bottleneck_layer_size, bottleneck);
+            assert_eq!(n.cfg.logits_classes, None);
+        }
+        Net::ResNetV2(_) => unreachable!(),
+    }
+    for tag in ["160", "odd"] {
+        check_case(&model, &dir.join(format!("input_{tag}.npy")), &dir.join(format!("endpoints_{tag}.safetensors")), false);
+    }
+}
+
+#[test]
+fn facenet_512_matches_tf() {
+    golden("facenet_512", 512);
+}
+
+#[test]
+fn facenet_128_matches_tf() {
+    golden("facenet_128", 128);
+}
+
+/// The release folder loads too, and the variable names equal TF's list minus the training head.
+#[test]
+fn facenet_release_folder_loads_and_names_equal_tf() {
+    let dir = reference("facenet_512");
+    let model = load(&dir.join(RELEASE));
+    let tf: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("tf_variables.json")).unwrap()).unwrap();
+    let tf_names: Vec<&str> =
+        tf.iter().map(|v| v["name"].as_str().unwrap()).filter(|n| !n.starts_with("Logits/")).collect();
+    let ours: Vec<String> = model.shapes().into_keys().collect();
+    assert_eq!(ours, tf_names);
+}
+
+/// `--keep-head`: the classifier head loads as well and gives TF's variable set exactly.
+#[test]
+fn facenet_with_head_has_tf_variable_set() {
+    let dir = reference("facenet_512");
+    let mut opts = LoadOptions::default();
+    opts.convert.keep_head = true;
+    let model = load_model(&dir.join(RELEASE), &opts, Device::Cpu).unwrap().model;
+    let tf: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("tf_variables.json")).unwrap()).unwrap();
+    let tf_names: Vec<&str> = tf.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    let ours: Vec<String> = model.shapes().into_keys().collect();
+    assert_eq!(ours, tf_names);
+    assert!(matches!(&model.net, Net::InceptionResnetV1(n) if n.logits.is_some()));
+}
+
+/// phase_train=True: batch statistics, and the moving statistics updated as TF does.
+#[test]
+fn facenet_training_mode_matches_tf() {
+    let dir = reference("facenet_train");
+    let mut model = load(&reference("facenet_512").join(RELEASE));
+    // TF ran with keep_probability 1.0 (dropout is the identity).
+    if let Net::InceptionResnetV1(n) = &mut model.net {
+        n.cfg.dropout_keep_prob = 1.0;
+    }
+    check_case(&model, &dir.join("input.npy"), &dir.join("endpoints.safetensors"), true);
+    let stats = Weights::from_safetensors(&dir.join("updated_stats.safetensors")).unwrap();
+    let vars = model.variables();
+    assert!(stats.tensors.len() > 100);
+    for (name, want) in &stats.tensors {
+        let diff = (&vars[name] - want).abs().max().double_value(&[]);
+        let scale = want.abs().max().double_value(&[]).max(1.0);
+        assert!(diff <= 1e-5 * scale, "{name}: updated moving statistic differs by {diff:e}");
+    }
+}
