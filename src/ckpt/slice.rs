@@ -123,9 +123,19 @@ pub(crate) fn resolve_slice(shape: &[u64], proto: &TensorSliceProto) -> Result<S
     })
 }
 
+/// More slices than this for one tensor are refused (the disjointness check is quadratic;
+/// real partitioned variables have at most a few hundred).
+pub(crate) const MAX_SLICES: usize = 10_000;
+
 /// Checks that `slices` exactly tile the tensor: pairwise disjoint, element counts summing
 /// to the tensor's.
 pub(crate) fn check_coverage(shape: &[u64], slices: &[Slice]) -> Result<(), String> {
+    if slices.len() > MAX_SLICES {
+        return Err(format!(
+            "it has {} slices, more than the {MAX_SLICES} supported",
+            slices.len()
+        ));
+    }
     let total = num_elements(shape).unwrap_or(u64::MAX);
     let mut sum: u64 = 0;
     for s in slices {
@@ -315,6 +325,18 @@ mod tests {
         let overlapping = resolve_slice(&shape, &sl(&[(2, Some(2)), (0, Some(2))])).unwrap();
         let rest = resolve_slice(&shape, &sl(&[(0, Some(2)), (0, Some(2))])).unwrap();
         assert!(check_coverage(&shape, &[a, overlapping, rest]).is_err());
+        let many = vec![
+            Slice {
+                key_extents: vec![(0, 1)],
+                extents: vec![(0, 1)]
+            };
+            MAX_SLICES + 1
+        ];
+        assert!(
+            check_coverage(&[1], &many)
+                .unwrap_err()
+                .contains("10001 slices")
+        );
         let _ = (b, c);
     }
 

@@ -479,6 +479,7 @@ fn folder_with_state_file_relative_absolute_and_foreign() {
     )
     .unwrap();
     assert_eq!(step_of(&open(dir.path()).unwrap()), 10);
+    assert_eq!(step_of(&open(&state).unwrap()), 10);
     let abs = dir.path().join("model.ckpt-20");
     fs::write(
         &state,
