@@ -37,7 +37,7 @@ use super::{TensorData, TensorInfo};
 /// `kTensorBundleVersion`: the bundle format version this reader implements.
 const BUNDLE_VERSION: i32 = 1;
 /// More data shards than this in a header is taken as corruption.
-const MAX_SHARDS: i32 = 1_000_000;
+const MAX_SHARDS: i32 = 100_000;
 
 /// Where one tensor's (or slice's) bytes are.
 #[derive(Debug, Clone, Copy)]

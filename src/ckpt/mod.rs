@@ -11,7 +11,8 @@
 //! [`crc`] (masked CRC32C), `coding` (varints), `proto` (protobuf wire format and the
 //! checkpoint messages), `block` and `table` (the SSTable), [`ordered_code`] (V1 and slice
 //! keys), `dtype`, `slice` (shapes and slices), `bundle` (V2), `v1` (V1), `archive` and
-//! `source` (where the files are), `blob` (random-access reads), [`writer`].
+//! `source` (where the files are), `blob` (random-access reads), [`writer`]; `fuzzing` holds
+//! the entry points of the cargo-fuzz harness in `fuzz/` (built only with `--cfg fuzzing`).
 //!
 //! File bytes are never trusted: every offset, size and element count is checked (with
 //! checked arithmetic) against the real file before anything is allocated, and every

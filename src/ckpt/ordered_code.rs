@@ -15,7 +15,7 @@
 //!   byte `0x80 ^ v` (`0 → 80`, `-1 → 7F`). Longer values are the two's-complement big-endian
 //!   number, sign-extended to 10 bytes, cut to `len` bytes, where the first bits (after
 //!   the sign bit) hold `len - 1` in unary: header bits per length are given by
-//!   [`LENGTH_TO_HEADER_BITS`], XOR-ed into the first two bytes.
+//!   `LENGTH_TO_HEADER_BITS`, XOR-ed into the first two bytes.
 //!
 //! A whole dimension has start 0 and length -1 (`kFullExtent`), encoded `80 7F`.
 

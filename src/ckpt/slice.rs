@@ -55,7 +55,10 @@ impl Slice {
 
     /// Element count of the slice (fits: it is bounded by the validated full shape).
     pub fn num_elements(&self) -> u64 {
-        self.extents.iter().map(|e| e.1).product()
+        self.extents
+            .iter()
+            .try_fold(1u64, |acc, e| acc.checked_mul(e.1))
+            .unwrap_or(u64::MAX)
     }
 
     /// Whether the slice covers the whole tensor.
@@ -123,9 +126,19 @@ pub(crate) fn resolve_slice(shape: &[u64], proto: &TensorSliceProto) -> Result<S
     })
 }
 
+/// More slices than this for one tensor are refused (the disjointness check is quadratic;
+/// real partitioned variables have at most a few hundred).
+pub(crate) const MAX_SLICES: usize = 10_000;
+
 /// Checks that `slices` exactly tile the tensor: pairwise disjoint, element counts summing
 /// to the tensor's.
 pub(crate) fn check_coverage(shape: &[u64], slices: &[Slice]) -> Result<(), String> {
+    if slices.len() > MAX_SLICES {
+        return Err(format!(
+            "it has {} slices, more than the {MAX_SLICES} supported",
+            slices.len()
+        ));
+    }
     let total = num_elements(shape).unwrap_or(u64::MAX);
     let mut sum: u64 = 0;
     for s in slices {
@@ -176,10 +189,15 @@ pub(crate) fn copy_slice(
         dst.copy_from_slice(src);
         return Ok(());
     }
-    // Row-major strides of the full tensor, in elements.
+    if slice.extents.iter().any(|e| e.1 == 0) {
+        // Nothing to copy (possible only with a zero-size dimension).
+        return if src.is_empty() { Ok(()) } else { Err(oob()) };
+    }
+    // Row-major strides of the full tensor, in elements. With every slice length >= 1 every
+    // dimension is >= 1, so these are bounded by the (validated) element count; checked anyway.
     let mut strides = vec![1u64; rank];
     for d in (0..rank.saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * shape[d + 1];
+        strides[d] = strides[d + 1].checked_mul(shape[d + 1]).ok_or_else(oob)?;
     }
     let inner = slice.extents[rank - 1].1;
     let run = usize::try_from(inner)
@@ -194,12 +212,15 @@ pub(crate) fn copy_slice(
     let mut idx = vec![0u64; rank - 1];
     let mut src_pos = 0usize;
     loop {
-        let mut off = slice.extents[rank - 1].0;
+        let mut off = Some(slice.extents[rank - 1].0);
         for d in 0..rank - 1 {
-            off += (slice.extents[d].0 + idx[d]) * strides[d];
+            off = off.and_then(|o| {
+                let i = slice.extents[d].0.checked_add(idx[d])?;
+                i.checked_mul(strides[d])?.checked_add(o)
+            });
         }
-        let start = usize::try_from(off)
-            .ok()
+        let start = off
+            .and_then(|o| usize::try_from(o).ok())
             .and_then(|o| o.checked_mul(elem))
             .ok_or_else(oob)?;
         let dst = start
@@ -315,7 +336,32 @@ mod tests {
         let overlapping = resolve_slice(&shape, &sl(&[(2, Some(2)), (0, Some(2))])).unwrap();
         let rest = resolve_slice(&shape, &sl(&[(0, Some(2)), (0, Some(2))])).unwrap();
         assert!(check_coverage(&shape, &[a, overlapping, rest]).is_err());
+        let many = vec![
+            Slice {
+                key_extents: vec![(0, 1)],
+                extents: vec![(0, 1)]
+            };
+            MAX_SLICES + 1
+        ];
+        assert!(
+            check_coverage(&[1], &many)
+                .unwrap_err()
+                .contains("10001 slices")
+        );
         let _ = (b, c);
+    }
+
+    #[test]
+    fn zero_size_dimension_before_huge_ones() {
+        // Nothing to copy, and no overflow computing strides.
+        let huge = [0u64, 1 << 40, 1 << 40];
+        let full = Slice {
+            key_extents: vec![(0, -1); 3],
+            extents: vec![(0, 0), (0, 1 << 40), (0, 1 << 40)],
+        };
+        assert_eq!(full.num_elements(), 0);
+        copy_slice(&mut [], &huge, &full, &[], 4).unwrap();
+        assert!(copy_slice(&mut [], &huge, &full, &[1], 4).is_err());
     }
 
     #[test]

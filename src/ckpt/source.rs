@@ -5,7 +5,7 @@
 //! * `P-SSSSS-of-NNNNN`, or a prefix `P` with such files next to it → sharded V1; all N must
 //!   be there.
 //! * any other existing file → a V1 checkpoint table.
-//! * a folder → the checkpoint its `checkpoint` state file names (`model_checkpoint_path`,
+//! * a folder (or its `checkpoint` state file) → the checkpoint the state file names (`model_checkpoint_path`,
 //!   relative to the folder or absolute; an absolute path that does not exist is retried as
 //!   its file name inside the folder), else the only checkpoint in it (`.index` files, V1
 //!   shard sets, and other files that end with the table magic number).
@@ -240,6 +240,12 @@ fn resolve_disk_file(path: &Path) -> Result<Target> {
     let shown = path.display().to_string();
     let name = file_name(path).unwrap_or_default();
     let kind = classify(name);
+    if path.is_file() && name == "checkpoint" {
+        // The state file itself: open what it names.
+        if let Some(dir) = path.parent().filter(|d| d.is_dir()) {
+            return resolve_dir(dir);
+        }
+    }
     if path.is_file() {
         return match kind {
             NameKind::Index(prefix) => Ok(Target::V2 {

@@ -479,6 +479,7 @@ fn folder_with_state_file_relative_absolute_and_foreign() {
     )
     .unwrap();
     assert_eq!(step_of(&open(dir.path()).unwrap()), 10);
+    assert_eq!(step_of(&open(&state).unwrap()), 10);
     let abs = dir.path().join("model.ckpt-20");
     fs::write(
         &state,
@@ -1356,6 +1357,18 @@ fn v1_hostile_meta_and_records() {
     );
     let e = open(&p).unwrap().read("w").unwrap_err().to_string();
     assert!(e.contains("more values than the 2 the slice has"), "{e}");
+
+    // a zero-size tensor listed with two (empty) full slices: no overflow, an empty result
+    let p = dir.path().join("zero.ckpt");
+    let z = vec![0i64, 1 << 40, 1 << 40];
+    raw_v1(
+        &p,
+        vec![meta("z", DType::F32, z, vec![full_slice(3), full_slice(3)])],
+        vec![(full_key("z", 3), rec("z", &full_slice(3), &[]))],
+    );
+    let t = open(&p).unwrap().read("z").unwrap();
+    assert!(t.data.is_empty());
+    assert_eq!(t.shape, [0, 1 << 40, 1 << 40]);
 
     // a record naming another tensor / holding another slice / missing
     let p = dir.path().join("names.ckpt");

@@ -55,7 +55,7 @@ impl Default for TableOptions {
     }
 }
 
-/// Builds one block (see [`block`](super::block) for the layout).
+/// Builds one table block (layout: `src/ckpt/block.rs`).
 #[derive(Debug)]
 pub struct BlockBuilder {
     buf: Vec<u8>,
@@ -144,7 +144,7 @@ fn short_successor(key: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Builds a table in memory (see [`table`](super::table) for the layout).
+/// Builds a table in memory (layout: `src/ckpt/table.rs`).
 #[derive(Debug)]
 pub struct TableBuilder {
     opts: TableOptions,
