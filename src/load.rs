@@ -87,9 +87,10 @@ pub fn load_model(path: &Path, opts: &LoadOptions, device: Device) -> Result<Loa
         }
     };
     match opts.num_classes {
-        None => notes.push(match spec.num_classes() {
-            Some(n) => format!("{n} classes, from the weights' logits"),
-            None => "no logits in the weights: the net returns features".to_string(),
+        None => notes.push(match (&spec, spec.num_classes()) {
+            (_, Some(n)) => format!("{n} classes, from the weights' logits"),
+            (ArchSpec::ResNetV2(_), None) => "no logits in the weights: the net returns features".to_string(),
+            (ArchSpec::InceptionResnetV1(_), None) => "no classifier head: the net returns the bottleneck (embedding) layer".to_string(),
         }),
         Some(None) => {
             if spec.num_classes().is_some() {

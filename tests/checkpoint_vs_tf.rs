@@ -10,16 +10,6 @@ use sha2::{Digest, Sha256};
 use slimzoo::ckpt::{Checkpoint, DType, Format};
 use std::path::Path;
 
-/// TF's Python dtype names (`tf.float32.name`) for ours.
-fn py_name(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "float32",
-        DType::F64 => "float64",
-        DType::F16 => "float16",
-        other => other.tf_name(),
-    }
-}
-
 fn tf_list(path: &Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -27,7 +17,7 @@ fn tf_list(path: &Path) -> Vec<serde_json::Value> {
 /// Listing equal to TF's: names (sorted), dtypes and shapes.
 fn assert_listing(ckpt: &Checkpoint, tf: &[serde_json::Value]) {
     let ours: Vec<(String, String, Vec<u64>)> =
-        ckpt.tensors().iter().map(|t| (t.name.clone(), py_name(t.dtype).to_string(), t.shape.clone())).collect();
+        ckpt.tensors().iter().map(|t| (t.name.clone(), t.dtype.py_name().to_string(), t.shape.clone())).collect();
     let theirs: Vec<(String, String, Vec<u64>)> = tf
         .iter()
         .map(|v| {

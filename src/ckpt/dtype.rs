@@ -154,6 +154,17 @@ impl DType {
         }
     }
 
+    /// The name TF's Python API gives the type (`tf.float32.name`: "float32", "float16",
+    /// "bfloat16", ...), as `tf.train.load_checkpoint(...).get_variable_to_dtype_map()` shows it.
+    pub fn py_name(&self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::F64 => "float64",
+            DType::F16 => "float16",
+            other => other.tf_name(),
+        }
+    }
+
     /// The safetensors dtype with the same bytes, if there is one.
     pub fn safetensors(&self) -> Option<safetensors::Dtype> {
         use safetensors::Dtype as S;

@@ -7,11 +7,13 @@ use slimzoo::arch::RunOptions;
 use slimzoo::convert::{ConvertOptions, Rename};
 use slimzoo::load::{LoadOptions, load_model, parse_num_classes};
 use slimzoo::models::endpoints::EndPoints;
+use slimzoo::models::inception_resnet_v1::InceptionResnetV1;
 use slimzoo::models::resnet_v2;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Run a net on a batch and write its end points (NHWC, slim's keys) and final output to safetensors.
+/// Run a net on a batch and write its end points (NHWC, slim's keys), its final output ('output')
+/// and, for facenet, the embeddings ('embeddings') to safetensors.
 #[derive(Debug, Args)]
 pub struct Features {
     /// Architecture (detected from the weights when absent)
@@ -106,6 +108,10 @@ impl Features {
             bail!("no end point named {} (this net has: {})", missing.join(", "), ep.available().join(", "));
         }
         let mut tensors: Vec<(String, tch::Tensor)> = ep.into_vec();
+        if let slimzoo::arch::Net::InceptionResnetV1(_) = &model.net {
+            // facenet's `embeddings` tensor: l2_normalize(Bottleneck output, epsilon 1e-10).
+            tensors.push(("embeddings".to_string(), InceptionResnetV1::embed(&out)?));
+        }
         tensors.push(("output".to_string(), out));
         let meta = BTreeMap::from([
             ("format".to_string(), "pt".to_string()),
@@ -114,7 +120,7 @@ impl Features {
             ("slimzoo.options".to_string(), format!("{:?}", self.run_options())),
         ]);
         write_nhwc(&self.output, self.force, &tensors, meta)?;
-        eprintln!("slimzoo: wrote {} end points and 'output' to {}", tensors.len() - 1, self.output.display());
+        eprintln!("slimzoo: wrote {} tensors to {}", tensors.len(), self.output.display());
         for (k, t) in &tensors {
             eprintln!("  {k} {:?}", slimzoo::models::endpoints::to_nhwc(t).size());
         }

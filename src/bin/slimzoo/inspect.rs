@@ -34,14 +34,14 @@ impl Inspect {
             let rows: Vec<_> = ckpt
                 .tensors()
                 .iter()
-                .map(|t| serde_json::json!({"name": t.name, "dtype": t.dtype.tf_name(), "shape": t.shape}))
+                .map(|t| serde_json::json!({"name": t.name, "dtype": t.dtype.py_name(), "shape": t.shape}))
                 .collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             return Ok(());
         }
         let (mut params, mut bytes) = (0u64, 0u64);
         for t in ckpt.tensors() {
-            writeln!(out, "{} ({}) {:?}", t.name, t.dtype.tf_name(), t.shape)?;
+            writeln!(out, "{} ({}) {:?}", t.name, t.dtype.py_name(), t.shape)?;
             params = params.saturating_add(t.num_elements().unwrap_or(0));
             bytes = bytes.saturating_add(t.byte_size().unwrap_or(0));
         }
@@ -69,17 +69,17 @@ impl Inspect {
             let (min, max) = v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
             let mean = v.iter().sum::<f64>() / n;
             if self.json {
-                let obj = serde_json::json!({"name": name, "dtype": info.dtype.tf_name(), "shape": info.shape,
+                let obj = serde_json::json!({"name": name, "dtype": info.dtype.py_name(), "shape": info.shape,
                     "min": min, "max": max, "mean": mean, "values": v.iter().take(self.values).collect::<Vec<_>>()});
                 writeln!(out, "{}", serde_json::to_string_pretty(&obj)?)?;
                 return Ok(());
             }
-            writeln!(out, "{name} ({}) {:?}", info.dtype.tf_name(), info.shape)?;
+            writeln!(out, "{name} ({}) {:?}", info.dtype.py_name(), info.shape)?;
             writeln!(out, "min {min} max {max} mean {mean}")?;
             v.iter().take(self.values).map(|x| x.to_string()).collect()
         };
         if self.json {
-            let obj = serde_json::json!({"name": name, "dtype": info.dtype.tf_name(), "shape": info.shape, "values": values});
+            let obj = serde_json::json!({"name": name, "dtype": info.dtype.py_name(), "shape": info.shape, "values": values});
             writeln!(out, "{}", serde_json::to_string_pretty(&obj)?)?;
         } else {
             writeln!(out, "first values: [{}]", values.join(", "))?;

@@ -1,5 +1,6 @@
 //! `slimzoo`: TF-slim model-zoo checkpoints on libtorch, from the command line.
 
+mod bench;
 mod check;
 mod classify;
 mod common;
@@ -29,6 +30,7 @@ enum Cmd {
     Classify(classify::Classify),
     Embed(embed::Embed),
     Compare(embed::Compare),
+    Bench(bench::Bench),
 }
 
 fn run(cmd: Cmd) -> anyhow::Result<()> {
@@ -42,6 +44,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Classify(c) => c.run(),
         Cmd::Embed(c) => c.run(),
         Cmd::Compare(c) => c.run(),
+        Cmd::Bench(c) => c.run(),
     }
 }
 

@@ -1,0 +1,233 @@
+//! `slimzoo bench`: the seed's timing protocol (burn-in, then timed batches; every 10th step's
+//! duration; `MODE across N steps, MEAN +/- SD sec / batch`), and read/convert throughput.
+
+use crate::common::{check_device, parse_device};
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use slimzoo::arch::{ArchSpec, Model, RunOptions};
+use slimzoo::ckpt::Checkpoint;
+use slimzoo::convert::{ConvertOptions, Plan};
+use slimzoo::models::endpoints::EndPoints;
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Forward,
+    ForwardBackward,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Dtype {
+    F32,
+    Bf16,
+}
+
+/// Time a net (the seed's protocol), or reading / converting a checkpoint (--read / --convert).
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Architecture: resnet_v2_50|101|152|200, inception_resnet_v1
+    #[arg(long, default_value = "resnet_v2_152")]
+    arch: String,
+    #[arg(long, default_value_t = 32)]
+    batch: i64,
+    /// Timed batches
+    #[arg(long, default_value_t = 100)]
+    batches: usize,
+    /// Untimed warm-up batches
+    #[arg(long, default_value_t = 10)]
+    burn_in: usize,
+    /// Input height and width (default: 224 for ResNet v2, 160 for facenet)
+    #[arg(long)]
+    size: Option<i64>,
+    #[arg(long, value_enum, default_value = "forward")]
+    mode: Mode,
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Dtype,
+    /// Intra-op threads (default: libtorch's, i.e. all cores)
+    #[arg(long)]
+    threads: Option<i32>,
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Time reading every tensor of this checkpoint instead of a net
+    #[arg(long, conflicts_with = "convert")]
+    read: Option<PathBuf>,
+    /// Time converting this checkpoint to safetensors (written to --output) instead of a net
+    #[arg(long)]
+    convert: Option<PathBuf>,
+    /// Output of --convert (default: a temporary file, removed afterwards)
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Repetitions of --read / --convert (the best is reported)
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+}
+
+impl Bench {
+    pub fn run(self) -> Result<()> {
+        if let Some(n) = self.threads {
+            tch::set_num_threads(n);
+        }
+        if let Some(p) = &self.read {
+            return self.read_bench(p);
+        }
+        if let Some(p) = &self.convert {
+            return self.convert_bench(p);
+        }
+        self.net_bench()
+    }
+
+    fn net_bench(&self) -> Result<()> {
+        let device = check_device(parse_device(&self.device)?)?;
+        let spec = ArchSpec::named(&self.arch)?;
+        let size = self.size.unwrap_or(spec.default_image_size());
+        let train = self.mode == Mode::ForwardBackward;
+        let mut model = tch::no_grad(|| Model::new(&spec, device))?;
+        let kind = match self.dtype {
+            Dtype::F32 => Kind::Float,
+            Dtype::Bf16 => Kind::BFloat16,
+        };
+        if kind != Kind::Float {
+            model.vs.set_kind(kind);
+        }
+        let x = Tensor::f_randn([self.batch, 3, size, size], (kind, device))?;
+        let info = match self.mode {
+            Mode::Forward => "Forward",
+            Mode::ForwardBackward => "Forward-backward",
+        };
+        eprintln!(
+            "slimzoo bench: {} batch {} at {size}x{size}, {info}, {:?}, {} threads, {:?}",
+            spec,
+            self.batch,
+            self.dtype,
+            tch::get_num_threads(),
+            device
+        );
+        let opts = RunOptions { train, ..Default::default() };
+        let step = || -> Result<()> {
+            if train {
+                let out = model.forward(&x, &opts, &mut EndPoints::none())?;
+                let loss = out.f_to_kind(Kind::Float)?.f_square()?.f_sum(Kind::Float)? / 2.0;
+                model.vs.trainable_variables().iter().for_each(|v| {
+                    let mut g = v.grad();
+                    if g.defined() {
+                        let _ = g.zero_();
+                    }
+                });
+                loss.f_backward()?;
+            } else {
+                let out = tch::no_grad(|| model.forward(&x, &opts, &mut EndPoints::none()))?;
+                // Make sure the work is done (matters on CUDA).
+                let _ = out.f_sum(Kind::Float)?.double_value(&[]);
+            }
+            if let Device::Cuda(_) = device {
+                tch::Cuda::synchronize(0);
+            }
+            Ok(())
+        };
+        let (mut total, mut total_sq) = (0f64, 0f64);
+        for i in 0..self.burn_in + self.batches {
+            let t = Instant::now();
+            step()?;
+            let d = t.elapsed().as_secs_f64();
+            if i >= self.burn_in {
+                let j = i - self.burn_in;
+                if j % 10 == 0 {
+                    println!("{}: step {j}, duration = {d:.3}", now());
+                }
+                total += d;
+                total_sq += d * d;
+            }
+        }
+        let n = self.batches.max(1) as f64;
+        let mean = total / n;
+        let sd = (total_sq / n - mean * mean).max(0.0).sqrt();
+        println!("{}: {info} across {} steps, {mean:.3} +/- {sd:.3} sec / batch", now(), self.batches);
+        let result = serde_json::json!({
+            "runner": "slimzoo", "arch": self.arch, "mode": info, "dtype": format!("{:?}", self.dtype).to_lowercase(),
+            "batch": self.batch, "size": size, "batches": self.batches, "mean": mean, "sd": sd,
+            "threads": tch::get_num_threads(), "images_per_s": self.batch as f64 / mean,
+        });
+        println!("RESULT {result}");
+        Ok(())
+    }
+
+    fn read_bench(&self, path: &PathBuf) -> Result<()> {
+        let mut best = f64::INFINITY;
+        let mut bytes = 0u64;
+        for _ in 0..self.repeat.max(1) {
+            let t = Instant::now();
+            let ckpt = Checkpoint::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            bytes = 0;
+            for info in ckpt.tensors() {
+                if info.dtype.is_numeric() {
+                    bytes += ckpt.read(&info.name)?.data.len() as u64;
+                }
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        self.report("read", best, bytes)
+    }
+
+    fn convert_bench(&self, path: &PathBuf) -> Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let out = self.output.clone().unwrap_or_else(|| tmp.path().join("bench.safetensors"));
+        let mut best = f64::INFINITY;
+        for _ in 0..self.repeat.max(1) {
+            let t = Instant::now();
+            let ckpt = Checkpoint::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let plan = Plan::new(&ckpt, &ConvertOptions { no_validate: true, ..Default::default() })?;
+            plan.write_safetensors(&ckpt, &out, true, &Default::default(), &mut |_, _| {})?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let bytes = std::fs::metadata(&out)?.len();
+        self.report("convert", best, bytes)
+    }
+
+    fn report(&self, what: &str, seconds: f64, bytes: u64) -> Result<()> {
+        if bytes == 0 {
+            bail!("nothing was read");
+        }
+        let mb = bytes as f64 / 1e6;
+        let rss = peak_rss_mb();
+        println!("{what}: {mb:.1} MB in {seconds:.3} s (best of {}) = {:.0} MB/s, peak RSS {rss:.0} MB", self.repeat, mb / seconds);
+        let result = serde_json::json!({"what": what, "seconds": seconds, "mb": mb, "mb_per_s": mb / seconds, "peak_rss_mb": rss});
+        println!("RESULT {result}");
+        Ok(())
+    }
+}
+
+/// The process's peak resident set (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())))
+        .flatten()
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Local time like Python's `datetime.now()` (UTC here: no time zone database needed).
+fn now() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}

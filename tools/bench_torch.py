@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""bench_torch.py: the PyTorch (eager) peer of `slimzoo bench`, same nets and protocol as bench_tf.py.
+
+The nets are written here from their published structure (TF-slim resnet_v2 and facenet's
+Inception-ResNet-v1, see /work/shared/reference/slim-and-facenet.md §1, §2), with TF's semantics:
+
+  resnet_v2_N   root: 7x7/2 conv with bias (conv2d_same: symmetric pad 3), then a TF-SAME 3x3/2 max pool
+                (extra padding bottom/right, -inf); bottleneck units: preact BN+ReLU; shortcut = 1x1 conv
+                with bias on preact when the depth changes, else subsample (x[:, :, ::s, ::s]) of the
+                un-normalized input; conv1 1x1 + BN + ReLU; conv2 3x3 (stride of the unit, symmetric pad)
+                + BN + ReLU; conv3 1x1 with bias; out = shortcut + residual. The last unit of blocks 1-3
+                carries stride 2. Then postnorm BN+ReLU, global mean, 1x1 logits conv with bias to 1001.
+                BN eps 1e-5 with gamma and beta (momentum 1 - 0.997).
+  inception_resnet_v1   facenet's stem, 5 x block35 (scale 0.17), reduction A, 10 x block17 (0.10),
+                reduction B, 5 x block8 (0.20), block8 without ReLU, global average pool, dropout
+                (keep 0.8, training only), Bottleneck fully connected 1792->512 + BN. All BN: eps 1e-3,
+                no gamma (beta only), momentum 1 - 0.995. Conv+BN layers have no bias; the block
+                up-projections (Conv2d_1x1) have a bias and no BN.
+
+Modes as in bench_tf.py: forward = model.eval() under torch.inference_mode() (output: logits for
+resnet, l2-normalized embeddings for facenet); forward-backward = model.train(), loss
+(out**2).sum()/2 of the logits / prelogits, .backward() (grads reset with set_to_none each step).
+--layout nchw|channels_last, --dtype f32|bf16 (bf16 = torch.autocast('cpu', dtype=torch.bfloat16) around
+the forward pass and loss). Random weights (PyTorch's default initializers), random N(0, 0.1) input.
+
+Prints TF's time_tensorflow_run format and a final 'RESULT {json}' line.
+Started with another interpreter it re-executes itself under <repo>/.venv/torch/bin/python.
+"""
+import argparse
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import datetime
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+VENV_PYTHON = os.path.join(REPO, ".venv", "torch", "bin", "python")
+REEXEC_ENV = "SLIMZOO_BENCH_TORCH_REEXEC"
+
+RESNET_UNITS = {
+    "resnet_v2_50": (3, 4, 6, 3),
+    "resnet_v2_101": (3, 4, 23, 3),
+    "resnet_v2_152": (3, 8, 36, 3),
+    "resnet_v2_200": (3, 24, 36, 3),
+}
+FACENET = "inception_resnet_v1"
+ARCHS = tuple(RESNET_UNITS) + (FACENET,)
+
+
+def _reexec_in_venv():
+    if importlib.util.find_spec("torch") is not None:
+        return
+    if os.environ.get(REEXEC_ENV) or not os.path.exists(VENV_PYTHON):
+        sys.exit("bench_torch: torch is not importable here and %s is missing; run tools/bootstrap.sh torch"
+                 % VENV_PYTHON)
+    os.environ[REEXEC_ENV] = "1"
+    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+
+
+if __name__ == "__main__":
+    _reexec_in_venv()
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+
+# ----------------------------------------------------------------------------------------------
+# ResNet v2 (TF-slim structure)
+# ----------------------------------------------------------------------------------------------
+
+RESNET_BN = dict(eps=1e-5, momentum=1 - 0.997)
+
+
+class TfSameMaxPool(nn.Module):
+    """max_pool2d with TF 'SAME' padding: total pad max((ceil(n/s)-1)*s + k - n, 0), the smaller half
+    on top/left. With no top/left pad (even inputs, k=3, s=2) that is PyTorch's ceil_mode, whose last
+    window is cut at the border (as if padded with -inf); otherwise pad with -inf explicitly."""
+
+    def __init__(self, k, s):
+        super().__init__()
+        self.k, self.s = k, s
+
+    def forward(self, x):
+        k, s = self.k, self.s
+        pads = []
+        for n in x.shape[-2:]:
+            out = -(-n // s)
+            total = max((out - 1) * s + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        if all(b == 0 for b, _ in pads):
+            return F.max_pool2d(x, k, s, ceil_mode=True)
+        (t, b), (l, r) = pads
+        x = F.pad(x, (l, r, t, b), value=float("-inf"))
+        return F.max_pool2d(x, k, s)
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, depth_in, depth, depth_bottleneck, stride):
+        super().__init__()
+        self.stride = stride
+        self.preact = nn.BatchNorm2d(depth_in, **RESNET_BN)
+        self.shortcut = None
+        if depth != depth_in:
+            self.shortcut = nn.Conv2d(depth_in, depth, 1, stride=stride, bias=True)
+        self.conv1 = nn.Conv2d(depth_in, depth_bottleneck, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(depth_bottleneck, **RESNET_BN)
+        # conv2d_same: stride 1 -> SAME, stride > 1 -> symmetric (k-1)/2 pad + VALID; k=3: pad 1 either way
+        self.conv2 = nn.Conv2d(depth_bottleneck, depth_bottleneck, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(depth_bottleneck, **RESNET_BN)
+        self.conv3 = nn.Conv2d(depth_bottleneck, depth, 1, bias=True)
+
+    def forward(self, x):
+        preact = F.relu(self.preact(x))
+        if self.shortcut is not None:
+            shortcut = self.shortcut(preact)
+        elif self.stride == 1:
+            shortcut = x
+        else:
+            shortcut = x[:, :, ::self.stride, ::self.stride]      # subsample = 1x1 max pool, stride s
+        r = F.relu(self.bn1(self.conv1(preact)))
+        r = F.relu(self.bn2(self.conv2(r)))
+        r = self.conv3(r)
+        return shortcut + r
+
+
+class ResNetV2(nn.Module):
+    def __init__(self, units, num_classes=1001):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=True)
+        self.pool1 = TfSameMaxPool(3, 2)
+        blocks = []
+        depth_in = 64
+        for i, n in enumerate(units):
+            base = 64 * 2 ** i
+            stride = 1 if i == 3 else 2
+            unit_list = []
+            for u in range(n):
+                s = stride if u == n - 1 else 1
+                unit_list.append(Bottleneck(depth_in, 4 * base, base, s))
+                depth_in = 4 * base
+            blocks.append(nn.Sequential(*unit_list))
+        self.blocks = nn.Sequential(*blocks)
+        self.postnorm = nn.BatchNorm2d(depth_in, **RESNET_BN)
+        self.logits = nn.Conv2d(depth_in, num_classes, 1, bias=True)
+
+    def forward(self, x):
+        x = self.pool1(self.conv1(x))
+        x = self.blocks(x)
+        x = F.relu(self.postnorm(x))
+        x = x.mean(dim=(2, 3), keepdim=True)
+        return self.logits(x)                                       # [B, 1001, 1, 1]
+
+
+# ----------------------------------------------------------------------------------------------
+# facenet Inception-ResNet-v1
+# ----------------------------------------------------------------------------------------------
+
+FACENET_EPS = 1e-3
+FACENET_MOMENTUM = 1 - 0.995
+
+
+class BatchNormNoScale(nn.Module):
+    """slim.batch_norm with scale=False: beta only (no gamma), moving mean/variance."""
+
+    def __init__(self, c, eps=FACENET_EPS, momentum=FACENET_MOMENTUM):
+        super().__init__()
+        self.eps, self.momentum = eps, momentum
+        self.beta = nn.Parameter(torch.zeros(c))
+        self.register_buffer("moving_mean", torch.zeros(c))
+        self.register_buffer("moving_variance", torch.ones(c))
+
+    def forward(self, x):
+        return F.batch_norm(x, self.moving_mean, self.moving_variance, None, self.beta,
+                            self.training, self.momentum, self.eps)
+
+
+class ConvBN(nn.Module):
+    """slim.conv2d under facenet's arg scope: conv (no bias) + BN (no gamma) + ReLU."""
+
+    def __init__(self, cin, cout, k, stride=1, padding="same"):
+        super().__init__()
+        kh, kw = (k, k) if isinstance(k, int) else k
+        pad = (kh // 2, kw // 2) if padding == "same" else (0, 0)
+        self.conv = nn.Conv2d(cin, cout, (kh, kw), stride=stride, padding=pad, bias=False)
+        self.bn = BatchNormNoScale(cout)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+class Block35(nn.Module):
+    def __init__(self, c=256, scale=0.17):
+        super().__init__()
+        self.scale = scale
+        self.b0 = ConvBN(c, 32, 1)
+        self.b1 = nn.Sequential(ConvBN(c, 32, 1), ConvBN(32, 32, 3))
+        self.b2 = nn.Sequential(ConvBN(c, 32, 1), ConvBN(32, 32, 3), ConvBN(32, 32, 3))
+        self.up = nn.Conv2d(96, c, 1, bias=True)
+
+    def forward(self, x):
+        mixed = torch.cat([self.b0(x), self.b1(x), self.b2(x)], 1)
+        return F.relu(x + self.scale * self.up(mixed))
+
+
+class Block17(nn.Module):
+    def __init__(self, c=896, scale=0.10):
+        super().__init__()
+        self.scale = scale
+        self.b0 = ConvBN(c, 128, 1)
+        self.b1 = nn.Sequential(ConvBN(c, 128, 1), ConvBN(128, 128, (1, 7)), ConvBN(128, 128, (7, 1)))
+        self.up = nn.Conv2d(256, c, 1, bias=True)
+
+    def forward(self, x):
+        mixed = torch.cat([self.b0(x), self.b1(x)], 1)
+        return F.relu(x + self.scale * self.up(mixed))
+
+
+class Block8(nn.Module):
+    def __init__(self, c=1792, scale=0.20, relu=True):
+        super().__init__()
+        self.scale, self.relu = scale, relu
+        self.b0 = ConvBN(c, 192, 1)
+        self.b1 = nn.Sequential(ConvBN(c, 192, 1), ConvBN(192, 192, (1, 3)), ConvBN(192, 192, (3, 1)))
+        self.up = nn.Conv2d(384, c, 1, bias=True)
+
+    def forward(self, x):
+        mixed = torch.cat([self.b0(x), self.b1(x)], 1)
+        x = x + self.scale * self.up(mixed)
+        return F.relu(x) if self.relu else x
+
+
+class ReductionA(nn.Module):
+    def __init__(self, c=256, k=192, l=192, m=256, n=384):
+        super().__init__()
+        self.b0 = ConvBN(c, n, 3, stride=2, padding="valid")
+        self.b1 = nn.Sequential(ConvBN(c, k, 1), ConvBN(k, l, 3), ConvBN(l, m, 3, stride=2, padding="valid"))
+
+    def forward(self, x):
+        return torch.cat([self.b0(x), self.b1(x), F.max_pool2d(x, 3, 2)], 1)
+
+
+class ReductionB(nn.Module):
+    def __init__(self, c=896):
+        super().__init__()
+        self.b0 = nn.Sequential(ConvBN(c, 256, 1), ConvBN(256, 384, 3, stride=2, padding="valid"))
+        self.b1 = nn.Sequential(ConvBN(c, 256, 1), ConvBN(256, 256, 3, stride=2, padding="valid"))
+        self.b2 = nn.Sequential(ConvBN(c, 256, 1), ConvBN(256, 256, 3),
+                                ConvBN(256, 256, 3, stride=2, padding="valid"))
+
+    def forward(self, x):
+        return torch.cat([self.b0(x), self.b1(x), self.b2(x), F.max_pool2d(x, 3, 2)], 1)
+
+
+class InceptionResnetV1(nn.Module):
+    def __init__(self, bottleneck_layer_size=512, keep_probability=0.8):
+        super().__init__()
+        self.stem = nn.Sequential(
+            ConvBN(3, 32, 3, stride=2, padding="valid"),     # Conv2d_1a_3x3
+            ConvBN(32, 32, 3, padding="valid"),               # Conv2d_2a_3x3
+            ConvBN(32, 64, 3),                                # Conv2d_2b_3x3 (SAME)
+            nn.MaxPool2d(3, 2),                               # MaxPool_3a_3x3 (VALID)
+            ConvBN(64, 80, 1, padding="valid"),               # Conv2d_3b_1x1
+            ConvBN(80, 192, 3, padding="valid"),              # Conv2d_4a_3x3
+            ConvBN(192, 256, 3, stride=2, padding="valid"),   # Conv2d_4b_3x3
+        )
+        self.repeat = nn.Sequential(*[Block35(256, 0.17) for _ in range(5)])
+        self.mixed_6a = ReductionA(256)
+        self.repeat_1 = nn.Sequential(*[Block17(896, 0.10) for _ in range(10)])
+        self.mixed_7a = ReductionB(896)
+        self.repeat_2 = nn.Sequential(*[Block8(1792, 0.20) for _ in range(5)])
+        self.block8 = Block8(1792, 1.0, relu=False)
+        self.dropout = nn.Dropout(1 - keep_probability)
+        self.bottleneck = nn.Linear(1792, bottleneck_layer_size, bias=False)
+        self.bottleneck_bn = BatchNormNoScale(bottleneck_layer_size)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.repeat(x)
+        x = self.mixed_6a(x)
+        x = self.repeat_1(x)
+        x = self.mixed_7a(x)
+        x = self.repeat_2(x)
+        x = self.block8(x)
+        x = x.mean(dim=(2, 3))                                # AvgPool over the whole map, flatten
+        x = self.dropout(x)
+        return self.bottleneck_bn(self.bottleneck(x))        # prelogits [B, 512]
+
+
+def build_model(arch):
+    if arch == FACENET:
+        return InceptionResnetV1(512, 0.8)
+    return ResNetV2(RESNET_UNITS[arch], 1001)
+
+
+# ----------------------------------------------------------------------------------------------
+# benchmark
+# ----------------------------------------------------------------------------------------------
+
+def default_threads():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", default="resnet_v2_152", choices=ARCHS)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batches", type=int, default=100, help="timed steps (num_batches)")
+    p.add_argument("--burn-in", type=int, default=10, help="untimed warm-up steps (num_steps_burn_in)")
+    p.add_argument("--size", type=int, default=None, help="input height = width (224 resnet, 160 facenet)")
+    p.add_argument("--mode", default="forward", choices=("forward", "forward-backward"))
+    p.add_argument("--layout", default="channels_last", choices=("nchw", "channels_last"))
+    p.add_argument("--dtype", default="f32", choices=("f32", "bf16"))
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    p.add_argument("--count-only", action="store_true",
+                   help="build the model, print the parameter counts as RESULT, do not run")
+    a = p.parse_args(argv)
+    if a.size is None:
+        a.size = 160 if a.arch == FACENET else 224
+    if a.threads is None:
+        a.threads = default_threads()
+    for k in ("batch", "batches", "size", "threads"):
+        if getattr(a, k) < 1:
+            p.error("--%s must be >= 1" % k)
+    if a.burn_in < 0:
+        p.error("--burn-in must be >= 0")
+    return a
+
+
+def shape_digest(shapes):
+    """Same digest as bench_tf.py's (sorted parameter shapes in PyTorch layout); a Linear weight is
+    [out, in] already, like the transposed TF dense kernel."""
+    text = json.dumps(sorted([list(s) for s in shapes]), separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def counts(model):
+    params = list(model.parameters())
+    bufs = [b for n, b in model.named_buffers() if not n.endswith("num_batches_tracked")]
+    return {"param_tensors": len(params), "params": int(sum(p.numel() for p in params)),
+            "moving_stat_variables": len(bufs), "moving_stat_params": int(sum(b.numel() for b in bufs)),
+            "shape_digest": shape_digest([tuple(p.shape) for p in params])}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(args.threads)
+    except RuntimeError:
+        pass
+    torch.manual_seed(1234)
+    model = build_model(args.arch)
+    fmt = torch.channels_last if args.layout == "channels_last" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    result = {"runner": "pytorch", "arch": args.arch, "mode": args.mode, "dtype": args.dtype,
+              "layout": args.layout, "batch": args.batch, "size": args.size, "batches": args.batches,
+              "burn_in": args.burn_in, "threads": args.threads,
+              "output": ("logits" if args.arch != FACENET else "embeddings") if args.mode == "forward"
+              else "(out**2).sum()/2 of %s, backward" % ("logits" if args.arch != FACENET else "prelogits"),
+              "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                           "mkldnn": torch.backends.mkldnn.is_available()}}
+    result.update(counts(model))
+    if args.count_only:
+        print("RESULT " + json.dumps(result, sort_keys=True), flush=True)
+        return 0
+
+    x = (torch.randn(args.batch, 3, args.size, args.size) * 0.1).contiguous(memory_format=fmt)
+    training = args.mode == "forward-backward"
+    model.train(training)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.dtype == "bf16" else None
+
+    def forward_step():
+        with torch.inference_mode():
+            if autocast:
+                with autocast():
+                    out = model(x)
+            else:
+                out = model(x)
+            if args.arch == FACENET:
+                out = F.normalize(out.float(), p=2, dim=1, eps=1e-10)
+            return out
+
+    def train_step():
+        model.zero_grad(set_to_none=True)
+        if autocast:
+            with autocast():
+                out = model(x)
+                loss = (out.float() ** 2).sum() / 2
+        else:
+            out = model(x)
+            loss = (out ** 2).sum() / 2
+        loss.backward()
+        return out
+
+    step = train_step if training else forward_step
+    print("%s: bench_torch %s %s %s %s batch %d size %d, %d threads, %d parameters"
+          % (datetime.now(), args.arch, args.mode, args.layout, args.dtype, args.batch, args.size,
+             args.threads, result["params"]), flush=True)
+    label = "Forward" if not training else "Forward-backward"
+    total = total_sq = 0.0
+    last = None
+    for i in range(args.batches + args.burn_in):
+        start = time.perf_counter()
+        last = step()
+        duration = time.perf_counter() - start
+        if i >= args.burn_in:
+            s = i - args.burn_in
+            if not s % 10:
+                print("%s: step %d, duration = %.3f" % (datetime.now(), s, duration), flush=True)
+            total += duration
+            total_sq += duration * duration
+    mn = total / args.batches
+    sd = math.sqrt(max(total_sq / args.batches - mn * mn, 0.0))
+    print("%s: %s across %d steps, %.3f +/- %.3f sec / batch" % (datetime.now(), label, args.batches, mn, sd),
+          flush=True)
+    if training:
+        result["gradients"] = sum(1 for p in model.parameters() if p.grad is not None)
+    result["mean"] = mn
+    result["sd"] = sd
+    result["images_per_s"] = args.batch / mn if mn > 0 else None
+    result["output_shape"] = list(last.shape)
+    if not training:
+        result["output_finite"] = bool(torch.isfinite(last.float()).all())
+    print("RESULT " + json.dumps(result, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
