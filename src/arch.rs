@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::models::endpoints::EndPoints;
+use crate::models::fast::{FastInceptionResnetV1, FastResNetV2, Rewrites};
 use crate::models::inception_resnet_v1::{InceptionResnetV1, InceptionResnetV1Config};
 use crate::models::resnet_v2::{self, Block, ResNetV2, ResNetV2Config, UnitArgs};
 use crate::names;
@@ -317,11 +318,21 @@ pub struct RunOptions {
     pub resnet: resnet_v2::Options,
 }
 
+/// The inference-rewritten form of a [`Net`] (see [`crate::models::fast`]).
+#[derive(Debug)]
+pub enum FastNet {
+    ResNetV2(FastResNetV2),
+    InceptionResnetV1(FastInceptionResnetV1),
+}
+
 /// A net with its variables.
 pub struct Model {
     pub spec: ArchSpec,
     pub vs: nn::VarStore,
     pub net: Net,
+    /// Built by [`Model::prepare_inference`]; used by `forward` when not training. Loading new
+    /// weights drops it.
+    pub fast: Option<FastNet>,
 }
 
 impl fmt::Debug for Model {
@@ -339,7 +350,7 @@ impl Model {
             ArchSpec::ResNetV2(cfg) => Net::ResNetV2(ResNetV2::new(&root, cfg)?),
             ArchSpec::InceptionResnetV1(cfg) => Net::InceptionResnetV1(InceptionResnetV1::new(&root, cfg)?),
         };
-        let model = Model { spec: spec.clone(), vs, net };
+        let model = Model { spec: spec.clone(), vs, net, fast: None };
         // tch renames clashing variables to `name__N`; a clash would be a bug in a net definition.
         if let Some(bad) = model.vs.variables().keys().find(|k| k.contains("__")) {
             return Err(Error::invalid(format!("internal error: variable name clash at {bad}")));
@@ -357,13 +368,46 @@ impl Model {
         self.vs.variables().into_iter().map(|(k, t)| (names::vs_to_tf(&k), t)).collect()
     }
 
+    /// Builds the inference path with `rewrites` from the current weights (call again after
+    /// changing them; [`Model::load`] drops it). `Rewrites::NONE` removes it.
+    pub fn prepare_inference(&mut self, rewrites: Rewrites) -> Result<()> {
+        self.fast = None;
+        if rewrites == Rewrites::NONE {
+            return Ok(());
+        }
+        self.fast = Some(tch::no_grad(|| -> Result<FastNet> {
+            Ok(match &self.net {
+                Net::ResNetV2(n) => FastNet::ResNetV2(FastResNetV2::new(n, rewrites)?),
+                Net::InceptionResnetV1(n) => FastNet::InceptionResnetV1(FastInceptionResnetV1::new(n, rewrites)?),
+            })
+        })?);
+        Ok(())
+    }
+
+    /// Stores every 4-D variable (conv kernels) channels-last, oneDNN's native layout, so that
+    /// training steps do not reorder them on every call. Values and names are unchanged.
+    pub fn channels_last_weights(&mut self) -> Result<()> {
+        tch::no_grad(|| -> Result<()> {
+            for (_, mut v) in self.vs.variables() {
+                if v.dim() == 4 {
+                    let cl = crate::models::fused::channels_last(&v.f_contiguous()?)?;
+                    v.f_set_data(&cl)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Runs the net on an NCHW float batch. Returns the net's output (ResNet: `net` as
-    /// `resnet_v2()` returns it; facenet: the `Bottleneck` output) and fills `ep`.
+    /// `resnet_v2()` returns it; facenet: the `Bottleneck` output) and fills `ep`. Inference
+    /// (`train = false`) takes the rewritten path when [`Model::prepare_inference`] built one.
     pub fn forward(&self, x: &Tensor, opts: &RunOptions, ep: &mut EndPoints) -> Result<Tensor> {
         let x = x.f_to_device(self.vs.device())?;
-        match &self.net {
-            Net::ResNetV2(n) => n.forward(&x, opts.train, &opts.resnet, ep),
-            Net::InceptionResnetV1(n) => n.forward(&x, opts.train, ep),
+        match (&self.net, &self.fast, opts.train) {
+            (Net::ResNetV2(n), Some(FastNet::ResNetV2(f)), false) => tch::no_grad(|| f.forward(n, &x, &opts.resnet, ep)),
+            (Net::InceptionResnetV1(n), Some(FastNet::InceptionResnetV1(f)), false) => tch::no_grad(|| f.forward(n, &x, ep)),
+            (Net::ResNetV2(n), _, _) => n.forward(&x, opts.train, &opts.resnet, ep),
+            (Net::InceptionResnetV1(n), _, _) => n.forward(&x, opts.train, ep),
         }
     }
 

@@ -100,6 +100,7 @@ impl Model {
                 });
             }
         }
+        self.fast = None;
         tch::no_grad(|| -> Result<()> {
             for (name, var) in &vars {
                 let mut var = var.shallow_clone();

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use slimzoo::arch::{ArchSpec, Model, RunOptions, detect};
 use slimzoo::models::endpoints::EndPoints;
+use slimzoo::models::fast::Rewrites;
 use slimzoo::models::resnet_v2::Options;
 use std::path::Path;
 use tch::Device;
@@ -42,14 +43,24 @@ fn read_json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
+/// The reference path and every inference rewrite level.
+fn rewrite_levels() -> Vec<Rewrites> {
+    ["none", "fold", "fold,channels-last", "all"].iter().map(|s| Rewrites::parse(s).unwrap()).collect()
+}
+
 #[test]
 fn tiny_fixture_matches_tf_end_points() {
-    let model = tiny_model(None);
+    let mut model = tiny_model(None);
     let x = npy_nchw(&fixture("tiny/input.npy"));
-    let mut ep = EndPoints::all();
-    let out = tch::no_grad(|| model.forward(&x, &RunOptions::default(), &mut ep)).unwrap();
-    let worst = assert_endpoints_match(&with_output(ep, out), &fixture("tiny/endpoints.safetensors"), TOL);
-    eprintln!("worst relative error {worst:e}");
+    for r in rewrite_levels() {
+        model.prepare_inference(r).unwrap();
+        let mut ep = EndPoints::all();
+        let out = tch::no_grad(|| model.forward(&x, &RunOptions::default(), &mut ep)).unwrap();
+        let worst = assert_endpoints_match(&with_output(ep, out), &fixture("tiny/endpoints.safetensors"), TOL);
+        eprintln!("{r:?}: worst relative error {worst:e}");
+    }
+    // The input is left untouched by the in-place rewrites.
+    assert!(x.equal(&npy_nchw(&fixture("tiny/input.npy"))));
 }
 
 /// Every case TF ran on the fixture net: odd sizes, output strides 4/8/16, no global pool, no
@@ -71,20 +82,23 @@ fn tiny_variants_match_tf() {
             Some(_) => None,
             None => Some(None),
         };
-        let model = tiny_model(num_classes);
+        let mut model = tiny_model(num_classes);
         let x = npy_nchw(&case.join("input.npy"));
-        let mut ep = EndPoints::all();
-        let got = tch::no_grad(|| model.forward(&x, &options(&opts_json), &mut ep));
-        match opts_json["tf_error"].as_str() {
-            Some(tf_error) => {
-                let err = got.expect_err(&format!("{name}: TF failed with '{tf_error}', slimzoo did not")).to_string();
-                let head = tf_error.split(" for ").next().unwrap().split('.').next().unwrap();
-                assert!(err.contains(head), "{name}: TF says '{tf_error}', slimzoo says '{err}'");
-            }
-            None => {
-                let out = got.unwrap_or_else(|e| panic!("{name}: {e}"));
-                let worst = assert_endpoints_match(&with_output(ep, out), &case.join("endpoints.safetensors"), TOL);
-                eprintln!("{name}: worst relative error {worst:e}");
+        for r in rewrite_levels() {
+            model.prepare_inference(r).unwrap();
+            let mut ep = EndPoints::all();
+            let got = tch::no_grad(|| model.forward(&x, &options(&opts_json), &mut ep));
+            match opts_json["tf_error"].as_str() {
+                Some(tf_error) => {
+                    let err = got.expect_err(&format!("{name}: TF failed with '{tf_error}', slimzoo did not")).to_string();
+                    let head = tf_error.split(" for ").next().unwrap().split('.').next().unwrap();
+                    assert!(err.contains(head), "{name}: TF says '{tf_error}', slimzoo says '{err}'");
+                }
+                None => {
+                    let out = got.unwrap_or_else(|e| panic!("{name} {r:?}: {e}"));
+                    let worst = assert_endpoints_match(&with_output(ep, out), &case.join("endpoints.safetensors"), TOL);
+                    eprintln!("{name} {r:?}: worst relative error {worst:e}");
+                }
             }
         }
         checked += 1;
@@ -139,14 +153,17 @@ fn zoo_depth(depth: u32) {
 fn zoo_golden(depth: u32) {
     let dir = reference(&format!("resnet_v2_{depth}"));
     let ckpt = if depth == 152 { dir.join("v1/model.ckpt") } else { dir.join("v2") };
-    let loaded = slimzoo::load::load_model(&ckpt, &Default::default(), Device::Cpu).unwrap();
-    assert_eq!(loaded.model.spec.name(), format!("resnet_v2_{depth}"));
-    assert_eq!(loaded.model.spec.num_classes(), Some(1001));
+    let mut model = slimzoo::load::load_model(&ckpt, &Default::default(), Device::Cpu).unwrap().model;
+    assert_eq!(model.spec.name(), format!("resnet_v2_{depth}"));
+    assert_eq!(model.spec.num_classes(), Some(1001));
     let x = npy_nchw(&dir.join("input.npy"));
-    let mut ep = EndPoints::all();
-    let out = tch::no_grad(|| loaded.model.forward(&x, &RunOptions::default(), &mut ep)).unwrap();
-    let worst = assert_endpoints_match(&with_output(ep, out), &dir.join("endpoints.safetensors"), TOL);
-    eprintln!("resnet_v2_{depth}: worst relative error {worst:e}");
+    for r in [Rewrites::NONE, Rewrites::default()] {
+        model.prepare_inference(r).unwrap();
+        let mut ep = EndPoints::all();
+        let out = tch::no_grad(|| model.forward(&x, &RunOptions::default(), &mut ep)).unwrap();
+        let worst = assert_endpoints_match(&with_output(ep, out), &dir.join("endpoints.safetensors"), TOL);
+        eprintln!("resnet_v2_{depth} {r:?}: worst relative error {worst:e}");
+    }
 }
 
 #[test]

@@ -130,7 +130,9 @@ def ensure_slimzoo(args):
     if slimzoo_bench_available(args.slimzoo):
         return True, ""
     if args.no_build or os.path.abspath(args.slimzoo) != SLIMZOO:
-        return False, "%s has no working `bench` subcommand (not built, --no-build)" % args.slimzoo
+        what = "has no working `bench` subcommand" if os.path.exists(args.slimzoo) else "does not exist"
+        return False, "%s %s (not building it: %s)" % (
+            os.path.relpath(args.slimzoo, REPO), what, "--no-build" if args.no_build else "--slimzoo given")
     log("building slimzoo: cargo build --release --bin slimzoo")
     r = subprocess.run(["cargo", "build", "--release", "--bin", "slimzoo"], cwd=REPO)
     if r.returncode != 0:
@@ -198,7 +200,7 @@ def software_versions(args, results):
     if "slimzoo" in args.runner_list and os.path.exists(args.slimzoo):
         v["slimzoo"] = sh([args.slimzoo, "--version"]) or "?"
     v["git"] = sh(["git", "-C", REPO, "describe", "--always", "--dirty"])
-    v["rustc"] = sh(["rustc", "--version"])
+    v["rustc"] = sh(["rustc", "--version"]).replace("rustc ", "", 1)
     return v
 
 
@@ -265,28 +267,30 @@ def main(argv=None):
                     datetime.now().strftime("%Y-%m-%d %H:%M")))
     lines.append("")
     lines.append("| runner / config | mode | batch | s/batch (mean ± sd) | images/s | slimzoo vs TF f32 "
-                 "| slimzoo vs PyTorch channels_last f32 |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|")
+                 "| slimzoo vs PyTorch channels_last f32 | slimzoo vs PyTorch channels_last bf16 |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for batch in args.batch_list:
         for mode in args.mode_list:
             rows = [r for r in results if r["mode"] == mode and r["batch"] == batch]
             tf_ref = next((r["result"] for r in rows if r["runner"] == "tensorflow"), None)
             pt_ref = next((r["result"] for r in rows if r["config"] == "PyTorch channels_last f32"), None)
+            pt_bf16 = next((r["result"] for r in rows if r["config"] == "PyTorch channels_last bf16"), None)
             for r in rows:
                 res = r["result"]
                 if res is None:
                     why = ("not run: " + slimzoo_why) if r["rc"] is None else "failed (rc %s)" % r["rc"]
-                    lines.append("| %s | %s | %d | %s | | | |" % (r["config"], mode, batch, why))
+                    lines.append("| %s | %s | %d | %s | | | | |" % (r["config"], mode, batch, why))
                     continue
                 ips = batch / res["mean"] if res["mean"] > 0 else 0.0
                 if r["runner"] == "slimzoo":
-                    rt, rp = fmt_ratio(tf_ref, res), fmt_ratio(pt_ref, res)
+                    rt, rp, rb = fmt_ratio(tf_ref, res), fmt_ratio(pt_ref, res), fmt_ratio(pt_bf16, res)
                 else:
-                    rt = rp = ""
-                lines.append("| %s | %s | %d | %.3f ± %.3f | %.1f | %s | %s |"
-                             % (r["config"], mode, batch, res["mean"], res["sd"], ips, rt, rp))
+                    rt = rp = rb = ""
+                lines.append("| %s | %s | %d | %.3f ± %.3f | %.1f | %s | %s | %s |"
+                             % (r["config"], mode, batch, res["mean"], res["sd"], ips, rt, rp, rb))
     lines.append("")
-    lines.append("Speed-ups are peer s/batch ÷ slimzoo s/batch of the same mode and batch (> 1: slimzoo faster).")
+    lines.append("Speed-ups are peer s/batch ÷ slimzoo s/batch of the same mode and batch (> 1: slimzoo faster); "
+                 "the bf16 column is the like-for-like one for slimzoo bf16.")
     lines.append("Forward = inference (BN on moving statistics); forward-backward = training mode and the "
                  "gradients of l2_loss(output) w.r.t. all trainable variables. Random weights and inputs.")
     lines.append("")

@@ -24,6 +24,12 @@ resnet, l2-normalized embeddings for facenet); forward-backward = model.train(),
 the forward pass and loss). Random weights (PyTorch's default initializers), random N(0, 0.1) input.
 
 Prints TF's time_tensorflow_run format and a final 'RESULT {json}' line.
+
+  bench_torch.py --arch resnet_v2_152 --batch 32 --mode forward --layout channels_last --dtype f32
+  bench_torch.py --arch resnet_v2_50 --count-only          # parameter counts + shape digest (= bench_tf's)
+  bench_torch.py --arch resnet_v2_50 --verify-ref .cache/refs/resnet_v2_50
+      load a tools/tfref.py reference checkpoint (read through TF by `tfref.py dump` in the TF venv) into
+      this net and compare its eval output on the reference input with TF's (nchw and channels_last)
 Started with another interpreter it re-executes itself under <repo>/.venv/torch/bin/python.
 """
 import argparse
@@ -299,6 +305,137 @@ def build_model(arch):
 
 
 # ----------------------------------------------------------------------------------------------
+# --verify-ref: load a TF reference checkpoint (tools/tfref.py refs NAME) and compare outputs
+# ----------------------------------------------------------------------------------------------
+
+TF_PYTHON = os.path.join(REPO, ".venv", "tf", "bin", "python")
+
+_RESNET_BN = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
+              "running_var": "moving_variance"}
+_FACENET_BRANCHES = {
+    "Block35": {"b0": "Branch_0/Conv2d_1x1", "b1.0": "Branch_1/Conv2d_0a_1x1", "b1.1": "Branch_1/Conv2d_0b_3x3",
+                "b2.0": "Branch_2/Conv2d_0a_1x1", "b2.1": "Branch_2/Conv2d_0b_3x3",
+                "b2.2": "Branch_2/Conv2d_0c_3x3"},
+    "Block17": {"b0": "Branch_0/Conv2d_1x1", "b1.0": "Branch_1/Conv2d_0a_1x1", "b1.1": "Branch_1/Conv2d_0b_1x7",
+                "b1.2": "Branch_1/Conv2d_0c_7x1"},
+    "Block8": {"b0": "Branch_0/Conv2d_1x1", "b1.0": "Branch_1/Conv2d_0a_1x1", "b1.1": "Branch_1/Conv2d_0b_1x3",
+               "b1.2": "Branch_1/Conv2d_0c_3x1"},
+    "ReductionA": {"b0": "Branch_0/Conv2d_1a_3x3", "b1.0": "Branch_1/Conv2d_0a_1x1",
+                   "b1.1": "Branch_1/Conv2d_0b_3x3", "b1.2": "Branch_1/Conv2d_1a_3x3"},
+    "ReductionB": {"b0.0": "Branch_0/Conv2d_0a_1x1", "b0.1": "Branch_0/Conv2d_1a_3x3",
+                   "b1.0": "Branch_1/Conv2d_0a_1x1", "b1.1": "Branch_1/Conv2d_1a_3x3",
+                   "b2.0": "Branch_2/Conv2d_0a_1x1", "b2.1": "Branch_2/Conv2d_0b_3x3",
+                   "b2.2": "Branch_2/Conv2d_1a_3x3"},
+}
+_FACENET_STEM = {"0": "Conv2d_1a_3x3", "1": "Conv2d_2a_3x3", "2": "Conv2d_2b_3x3", "4": "Conv2d_3b_1x1",
+                 "5": "Conv2d_4a_3x3", "6": "Conv2d_4b_3x3"}
+
+
+def tf_name(arch, name):
+    """TF variable name of a parameter/buffer of build_model(arch) (the scopes of slim/facenet)."""
+    parts = name.split(".")
+    leaf = parts[-1]
+    if arch != FACENET:
+        sc = arch
+        if parts[0] in ("conv1", "logits"):
+            return "%s/%s/%s" % (sc, parts[0], {"weight": "weights", "bias": "biases"}[leaf])
+        if parts[0] == "postnorm":
+            return "%s/postnorm/%s" % (sc, _RESNET_BN[leaf])
+        b, u, layer = int(parts[1]), int(parts[2]), parts[3]
+        unit = "%s/block%d/unit_%d/bottleneck_v2" % (sc, b + 1, u + 1)
+        if layer == "preact":
+            return "%s/preact/%s" % (unit, _RESNET_BN[leaf])
+        if layer in ("bn1", "bn2"):
+            return "%s/conv%s/BatchNorm/%s" % (unit, layer[2], _RESNET_BN[leaf])
+        return "%s/%s/%s" % (unit, layer, {"weight": "weights", "bias": "biases"}[leaf])
+    sc = "InceptionResnetV1"
+    if parts[0] == "bottleneck":
+        return sc + "/Bottleneck/weights"
+    if parts[0] == "bottleneck_bn":
+        return sc + "/Bottleneck/BatchNorm/" + leaf
+    if parts[0] == "stem":
+        scope, rest = _FACENET_STEM[parts[1]], parts[2:]
+    else:
+        if parts[0] in ("repeat", "repeat_1", "repeat_2"):
+            kind = {"repeat": "Block35", "repeat_1": "Block17", "repeat_2": "Block8"}[parts[0]]
+            blk = "%s/%s_%d" % ({"repeat": "Repeat", "repeat_1": "Repeat_1", "repeat_2": "Repeat_2"}[parts[0]],
+                                kind.lower(), int(parts[1]) + 1)
+            rest = parts[2:]
+        elif parts[0] == "block8":
+            kind, blk, rest = "Block8", "Block8", parts[1:]
+        else:
+            kind = {"mixed_6a": "ReductionA", "mixed_7a": "ReductionB"}[parts[0]]
+            blk, rest = {"mixed_6a": "Mixed_6a", "mixed_7a": "Mixed_7a"}[parts[0]], parts[1:]
+        if rest[0] == "up":
+            return "%s/%s/Conv2d_1x1/%s" % (sc, blk, {"weight": "weights", "bias": "biases"}[leaf])
+        key = rest[0] if rest[1] in ("conv", "bn") else rest[0] + "." + rest[1]
+        scope = blk + "/" + _FACENET_BRANCHES[kind][key]
+        rest = rest[1:] if rest[1] in ("conv", "bn") else rest[2:]
+    if rest[0] == "conv":
+        return "%s/%s/weights" % (sc, scope)
+    return "%s/%s/BatchNorm/%s" % (sc, scope, leaf)
+
+
+def verify_ref(args, refdir):
+    """Load the weights of a tfref reference into the PyTorch net, run its reference input in eval mode
+    (f32, both layouts) and compare with TF's output. Returns a dict for the RESULT line."""
+    import subprocess
+    import tempfile
+    import numpy as np
+    from safetensors.numpy import load_file
+    with open(os.path.join(refdir, "DONE")) as f:
+        done = json.load(f)
+    if args.arch == FACENET:
+        ckpt = os.path.join(refdir, done["checkpoint"])
+        x_np = np.load(os.path.join(refdir, "input_160.npy"))
+        expected = load_file(os.path.join(refdir, "endpoints_160.safetensors"))["output"]
+    else:
+        if done.get("name") != args.arch:
+            raise SystemExit("bench_torch: %s is a reference for %s, not %s" % (refdir, done.get("name"), args.arch))
+        ckpt = os.path.join(refdir, "v2", "model.ckpt")
+        x_np = np.load(os.path.join(refdir, "input.npy"))
+        expected = load_file(os.path.join(refdir, "endpoints.safetensors"))["output"]
+    with tempfile.TemporaryDirectory(prefix="bench-torch-verify-") as tmp:
+        subprocess.run([TF_PYTHON, os.path.join(HERE, "tfref.py"), "dump", ckpt, "-o", tmp], check=True,
+                       stdout=subprocess.DEVNULL)
+        values = load_file(os.path.join(tmp, "tf_values.safetensors"))
+    model = build_model(args.arch)
+    state = {}
+    used = set()
+    for name, t in list(model.state_dict().items()):
+        if name.endswith("num_batches_tracked"):
+            continue
+        tn = tf_name(args.arch, name)
+        v = values[tn]
+        if v.ndim == 4:
+            v = v.transpose(3, 2, 0, 1)
+        elif v.ndim == 2:
+            v = v.T
+        if tuple(v.shape) != tuple(t.shape):
+            raise SystemExit("bench_torch: %s <- %s: shape %s vs %s" % (name, tn, v.shape, tuple(t.shape)))
+        state[name] = torch.from_numpy(np.ascontiguousarray(v))
+        used.add(tn)
+    model.load_state_dict(state, strict=False)
+    missing = [n for n in model.state_dict() if n not in state and not n.endswith("num_batches_tracked")]
+    unused = sorted(n for n in values if n not in used)
+    model.eval()
+    x = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 3, 1, 2)))
+    exp = torch.from_numpy(expected)
+    out = {}
+    for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        m = model.to(memory_format=fmt)
+        with torch.inference_mode():
+            y = m(x.contiguous(memory_format=fmt)).reshape(exp.shape)
+        out[layout] = float((y - exp).abs().max())
+    scale = float(exp.abs().max())
+    res = {"verify_ref": os.path.relpath(refdir, REPO), "verify_checkpoint": os.path.relpath(ckpt, REPO),
+           "verify_max_abs_diff": out, "verify_expected_abs_max": scale,
+           "verify_loaded_tensors": len(used), "verify_missing": missing, "verify_unused_tf": unused,
+           "verify_ok": not missing and max(out.values()) <= 1e-4 * max(1.0, scale)}
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
 # benchmark
 # ----------------------------------------------------------------------------------------------
 
@@ -323,6 +460,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--count-only", action="store_true",
                    help="build the model, print the parameter counts as RESULT, do not run")
+    p.add_argument("--verify-ref", metavar="DIR",
+                   help="instead of timing: load the weights of a tools/tfref.py reference (e.g. "
+                        ".cache/refs/resnet_v2_50, .cache/refs/facenet_512) and compare the output with TF's")
     a = p.parse_args(argv)
     if a.size is None:
         a.size = 160 if a.arch == FACENET else 224
@@ -367,12 +507,14 @@ def main(argv=None):
               "burn_in": args.burn_in, "threads": args.threads,
               "output": ("logits" if args.arch != FACENET else "embeddings") if args.mode == "forward"
               else "(out**2).sum()/2 of %s, backward" % ("logits" if args.arch != FACENET else "prelogits"),
-              "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                           "mkldnn": torch.backends.mkldnn.is_available()}}
+              "mkldnn_available": torch.backends.mkldnn.is_available(),
+              "versions": {"python": platform.python_version(), "torch": torch.__version__}}
     result.update(counts(model))
-    if args.count_only:
+    if args.count_only or args.verify_ref:
+        if args.verify_ref:
+            result.update(verify_ref(args, os.path.abspath(args.verify_ref)))
         print("RESULT " + json.dumps(result, sort_keys=True), flush=True)
-        return 0
+        return 0 if result.get("verify_ok", True) else 1
 
     x = (torch.randn(args.batch, 3, args.size, args.size) * 0.1).contiguous(memory_format=fmt)
     training = args.mode == "forward-backward"

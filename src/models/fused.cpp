@@ -31,7 +31,7 @@ c10::IValue no_scalars() {
   return c10::IValue(c10::List<std::optional<at::Scalar>>());
 }
 
-const c10::OperatorHandle &op(const char *name, const char *overload) {
+c10::OperatorHandle op(const char *name, const char *overload) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
 }
 
@@ -56,7 +56,7 @@ char *slz_conv_pointwise(at::Tensor **out, const at::Tensor *x, const at::Tensor
                          const int64_t *pad, const int64_t *stride, const int64_t *dilation, int64_t groups,
                          const char *attr) {
   SLZ_TRY({
-    static const auto &handle = op("mkldnn::_convolution_pointwise", "");
+    static const c10::OperatorHandle handle = op("mkldnn::_convolution_pointwise", "");
     torch::jit::Stack stack{*x, *w, optional_tensor(b), ints(pad, 2), ints(stride, 2), ints(dilation, 2),
                             groups, std::string(attr), no_scalars(), c10::IValue()};
     handle.callBoxed(&stack);
@@ -69,7 +69,7 @@ char *slz_conv_add_(const at::Tensor *other, const at::Tensor *x, const at::Tens
                     const int64_t *pad, const int64_t *stride, const int64_t *dilation, int64_t groups,
                     const char *unary) {
   SLZ_TRY({
-    static const auto &handle = op("mkldnn::_convolution_pointwise_", "binary");
+    static const c10::OperatorHandle handle = op("mkldnn::_convolution_pointwise_", "binary");
     c10::IValue u = std::strcmp(unary, "none") == 0 ? c10::IValue() : c10::IValue(std::string(unary));
     torch::jit::Stack stack{*other, *x, *w, optional_tensor(b), ints(pad, 2), ints(stride, 2),
                             ints(dilation, 2), groups, std::string("add"), c10::IValue(), u,
@@ -82,7 +82,7 @@ char *slz_conv_add_(const at::Tensor *other, const at::Tensor *x, const at::Tens
 char *slz_reorder_conv_weight(at::Tensor **out, const at::Tensor *w, const int64_t *pad, const int64_t *stride,
                               const int64_t *dilation, int64_t groups, const int64_t *input_size) {
   SLZ_TRY({
-    static const auto &handle = op("mkldnn::_reorder_convolution_weight", "");
+    static const c10::OperatorHandle handle = op("mkldnn::_reorder_convolution_weight", "");
     torch::jit::Stack stack{*w, ints(pad, 2), ints(stride, 2), ints(dilation, 2), groups, ints(input_size, 4)};
     handle.callBoxed(&stack);
     *out = new at::Tensor(stack.at(0).toTensor());

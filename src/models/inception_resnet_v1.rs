@@ -272,10 +272,7 @@ impl InceptionResnetV1 {
     /// `inception_resnet_v1(inputs, is_training, dropout_keep_prob, bottleneck_layer_size)`:
     /// returns the `Bottleneck` output (pre-embedding, batch-normalized) and fills `ep`.
     pub fn forward(&self, x: &Tensor, train: bool, ep: &mut EndPoints) -> Result<Tensor> {
-        let s = x.size();
-        if s.len() != 4 || s[1] != 3 {
-            return Err(Error::invalid(format!("Inception-ResNet-v1 expects an NCHW RGB batch, got shape {s:?}")));
-        }
+        self.input_check(x)?;
         let mut net = x.shallow_clone();
         for (i, (key, c, stride, pad)) in self.stem.iter().enumerate() {
             net = c.forward(&net, *stride, 1, *pad, train)?;
@@ -309,6 +306,15 @@ impl InceptionResnetV1 {
         net = net.f_dropout(1.0 - self.cfg.dropout_keep_prob, train)?;
         ep.add("PreLogitsFlatten", &net);
         self.bottleneck.forward(&net, train)
+    }
+
+    /// Checks that `x` is an NCHW RGB batch.
+    pub fn input_check(&self, x: &Tensor) -> Result<()> {
+        let s = x.size();
+        if s.len() != 4 || s[1] != 3 {
+            return Err(Error::invalid(format!("Inception-ResNet-v1 expects an NCHW RGB batch, got shape {s:?}")));
+        }
+        Ok(())
     }
 
     /// facenet's embedding: `tf.nn.l2_normalize(prelogits, 1, 1e-10)`, i.e.

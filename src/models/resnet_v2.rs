@@ -293,21 +293,26 @@ impl ResNetV2 {
             net = logits.forward(&net, 1, 1, Padding::Same, train)?;
             ep.add(format!("{sc}/logits"), &net);
             if opts.spatial_squeeze {
-                let (h, w) = hw(&net)?;
-                if (h, w) != (1, 1) {
-                    return Err(Error::invalid(format!(
-                        "spatial_squeeze needs 1x1 logits, but they are {h}x{w} (TF fails here too: \
-                         'Can not squeeze dim[1], expected a dimension of 1, got {}'); use \
-                         global_pool, a smaller input, or turn spatial_squeeze off",
-                        if h != 1 { h } else { w }
-                    )));
-                }
-                net = net.f_flatten(1, 3)?;
+                net = self.squeeze(&net)?;
                 ep.add(format!("{sc}/spatial_squeeze"), &net);
             }
-            ep.add("predictions", &net.f_softmax(1, tch::Kind::Float)?);
+            ep.add("predictions", &net.f_softmax(1, net.kind())?);
         }
         Ok(net)
+    }
+
+    /// `spatial_squeeze`: [B, C, 1, 1] logits to [B, C]; an error (as in TF) when they are not 1x1.
+    pub fn squeeze(&self, logits: &Tensor) -> Result<Tensor> {
+        let (h, w) = hw(logits)?;
+        if (h, w) != (1, 1) {
+            return Err(Error::invalid(format!(
+                "spatial_squeeze needs 1x1 logits, but they are {h}x{w} (TF fails here too: \
+                 'Can not squeeze dim[1], expected a dimension of 1, got {}'); use \
+                 global_pool, a smaller input, or turn spatial_squeeze off",
+                if h != 1 { h } else { w }
+            )));
+        }
+        Ok(logits.f_flatten(1, 3)?)
     }
 
     /// Every conv `weights` tensor (those `resnet_arg_scope` regularizes).

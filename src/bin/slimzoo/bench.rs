@@ -8,6 +8,7 @@ use slimzoo::arch::{ArchSpec, Model, RunOptions};
 use slimzoo::ckpt::Checkpoint;
 use slimzoo::convert::{ConvertOptions, Plan};
 use slimzoo::models::endpoints::EndPoints;
+use slimzoo::models::fast::Rewrites;
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -51,6 +52,9 @@ pub struct Bench {
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Inference rewrites: all, none, or a list of fold, channels-last, fused (forward mode only)
+    #[arg(long, default_value = "all")]
+    rewrites: String,
     /// Time reading every tensor of this checkpoint instead of a net
     #[arg(long, conflicts_with = "convert")]
     read: Option<PathBuf>,
@@ -92,16 +96,26 @@ impl Bench {
         if kind != Kind::Float {
             model.vs.set_kind(kind);
         }
-        let x = Tensor::f_randn([self.batch, 3, size, size], (kind, device))?;
+        if train {
+            model.channels_last_weights()?;
+        } else {
+            let mut r = Rewrites::parse(&self.rewrites)?;
+            if r != Rewrites::NONE {
+                r.kind = kind;
+            }
+            model.prepare_inference(r)?;
+        }
+        let x = slimzoo::models::fused::channels_last(&Tensor::f_randn([self.batch, 3, size, size], (kind, device))?)?;
         let info = match self.mode {
             Mode::Forward => "Forward",
             Mode::ForwardBackward => "Forward-backward",
         };
         eprintln!(
-            "slimzoo bench: {} batch {} at {size}x{size}, {info}, {:?}, {} threads, {:?}",
+            "slimzoo bench: {} batch {} at {size}x{size}, {info}, {:?}, rewrites {}, {} threads, {:?}",
             spec,
             self.batch,
             self.dtype,
+            if train { "none (training)" } else { self.rewrites.as_str() },
             tch::get_num_threads(),
             device
         );
@@ -149,6 +163,7 @@ impl Bench {
             "runner": "slimzoo", "arch": self.arch, "mode": info, "dtype": format!("{:?}", self.dtype).to_lowercase(),
             "batch": self.batch, "size": size, "batches": self.batches, "mean": mean, "sd": sd,
             "threads": tch::get_num_threads(), "images_per_s": self.batch as f64 / mean,
+            "rewrites": if train { "none" } else { self.rewrites.as_str() },
         });
         println!("RESULT {result}");
         Ok(())

@@ -50,6 +50,9 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Check(_) | Cmd::Features(_) | Cmd::Classify(_) | Cmd::Embed(_) | Cmd::Compare(_) | Cmd::Bench(_)) {
+        slimzoo::models::fast::tune_allocator();
+    }
     match run(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
