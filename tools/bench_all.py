@@ -13,9 +13,9 @@ Runs sequentially (never two benchmarks at once), for each mode:
   tensorflow  tools/bench_tf.py (TF 2.21 graph mode, tf_slim / facenet, f32 NHWC)
   pytorch     tools/bench_torch.py as channels_last f32, nchw f32 and channels_last bf16 (autocast)
 Each prints TF's time_tensorflow_run lines and a 'RESULT {json}' line; this script collects those and
-prints a Markdown table (mean +/- sd s/batch, images/s, and for slimzoo rows the speed-ups against
-TF f32 and PyTorch channels_last f32 of the same mode and batch: peer s/batch / slimzoo s/batch, so
-> 1 means slimzoo is faster), then the machine (CPU model, cores, nproc, load) and the versions.
+prints a Markdown table (mean +/- sd s/batch, images/s, and for slimzoo rows the time ratios against
+TF f32 and PyTorch channels_last f32 of the same mode and batch: slimzoo s/batch / peer s/batch, so
+< 1 means slimzoo is faster), then the machine (CPU model, cores, nproc, load) and the versions.
 A runner that fails is reported in the table and the others still run; the exit code is then 1.
 """
 import argparse
@@ -207,7 +207,7 @@ def software_versions(args, results):
 def fmt_ratio(peer, mine):
     if not peer or not mine or not peer.get("mean") or not mine.get("mean"):
         return "—"
-    return "%.2fx" % (peer["mean"] / mine["mean"])
+    return "%.2fx" % (mine["mean"] / peer["mean"])
 
 
 def main(argv=None):
@@ -266,8 +266,8 @@ def main(argv=None):
                  % (title, args.size, args.size, args.batches, args.burn_in,
                     datetime.now().strftime("%Y-%m-%d %H:%M")))
     lines.append("")
-    lines.append("| runner / config | mode | batch | s/batch (mean ± sd) | images/s | slimzoo vs TF f32 "
-                 "| slimzoo vs PyTorch channels_last f32 | slimzoo vs PyTorch channels_last bf16 |")
+    lines.append("| runner / config | mode | batch | s/batch (mean ± sd) | images/s | slimzoo/TF f32 "
+                 "| slimzoo/PyTorch channels_last f32 | slimzoo/PyTorch channels_last bf16 |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for batch in args.batch_list:
         for mode in args.mode_list:
@@ -289,8 +289,8 @@ def main(argv=None):
                 lines.append("| %s | %s | %d | %.3f ± %.3f | %.1f | %s | %s | %s |"
                              % (r["config"], mode, batch, res["mean"], res["sd"], ips, rt, rp, rb))
     lines.append("")
-    lines.append("Speed-ups are peer s/batch ÷ slimzoo s/batch of the same mode and batch (> 1: slimzoo faster); "
-                 "the bf16 column is the like-for-like one for slimzoo bf16.")
+    lines.append("Ratios are slimzoo s/batch ÷ peer s/batch of the same mode and batch, measured in this run "
+                 "(< 1: slimzoo faster); the bf16 column is the like-for-like one for slimzoo bf16.")
     lines.append("Forward = inference (BN on moving statistics); forward-backward = training mode and the "
                  "gradients of l2_loss(output) w.r.t. all trainable variables. Random weights and inputs.")
     lines.append("")

@@ -95,19 +95,27 @@ impl FastConv {
     /// The convolution on `x` with TF's padding semantics; ReLU included when the layer has it.
     fn run(&self, x: &Tensor, stride: i64, rate: i64, padding: Padding) -> Result<Tensor> {
         let (x, g) = self.geometry(x, stride, rate, padding)?;
-        if self.r.fused_ops {
-            return fused::conv(&x, &self.w, Some(&self.b), g, self.relu);
-        }
-        let mut y = x.f_conv2d(&self.w, Some(&self.b), g.stride, g.pad, g.dilation, 1)?;
-        if self.relu {
-            y = y.f_relu_()?;
-        }
+        let y = if self.r.fused_ops {
+            fused::conv(&x, &self.w, Some(&self.b), g, self.relu)?
+        } else {
+            let mut y = x.f_conv2d(&self.w, Some(&self.b), g.stride, g.pad, g.dilation, 1)?;
+            if self.relu { y.f_relu_()? } else { y }
+        };
+        self.count(&y);
         Ok(y)
+    }
+
+    /// Adds this convolution's multiply-adds for output `y` to the counter of [`count_macs`].
+    fn count(&self, y: &Tensor) {
+        let s = self.w.size();
+        let per_output = s[1] * s[2] * s[3];
+        MACS.with(|m| m.set(m.get() + (y.numel() as u64) * per_output as u64));
     }
 
     /// `acc += conv(x)` in place (then ReLU when `relu_after`).
     fn run_add_(&self, acc: &mut Tensor, x: &Tensor, relu_after: bool) -> Result<()> {
         let (x, g) = self.geometry(x, 1, 1, Padding::Same)?;
+        self.count(acc);
         if self.r.fused_ops {
             return fused::conv_add_(acc, &x, &self.w, Some(&self.b), g, relu_after);
         }
@@ -134,6 +142,18 @@ impl FastConv {
             Ok((padded, g([0, 0])))
         }
     }
+}
+
+thread_local! {
+    static MACS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` and returns its result with the convolution multiply-adds the inference path did on
+/// this thread meanwhile (for GFLOPS figures: 2 FLOPs per multiply-add).
+pub fn count_macs<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    let before = MACS.with(|m| m.get());
+    let out = f();
+    (out, MACS.with(|m| m.get()) - before)
 }
 
 /// (weights, bias) of a convolution or dense layer with its batch norm folded in.

@@ -1,7 +1,6 @@
 // oneDNN fused convolutions that libtorch registers as operators but tch's generated API does not
 // expose: `mkldnn::_convolution_pointwise` (conv + bias + unary post-op such as ReLU),
-// `mkldnn::_convolution_pointwise_.binary` (conv + bias added in place into another tensor), and
-// `mkldnn::_reorder_convolution_weight` (weights pre-packed in oneDNN's blocked layout).
+// and `mkldnn::_convolution_pointwise_.binary` (conv + bias added in place into another tensor).
 //
 // Called through the dispatcher with boxed arguments, so nothing here depends on the kernels'
 // C++ signatures. Every function returns nullptr on success or a malloc'd error message (C++
@@ -75,17 +74,6 @@ char *slz_conv_add_(const at::Tensor *other, const at::Tensor *x, const at::Tens
                             ints(dilation, 2), groups, std::string("add"), c10::IValue(), u,
                             no_scalars(), c10::IValue()};
     handle.callBoxed(&stack);
-  })
-}
-
-// Pre-packs w for inputs of size input_size (N, C, H, W).
-char *slz_reorder_conv_weight(at::Tensor **out, const at::Tensor *w, const int64_t *pad, const int64_t *stride,
-                              const int64_t *dilation, int64_t groups, const int64_t *input_size) {
-  SLZ_TRY({
-    static const c10::OperatorHandle handle = op("mkldnn::_reorder_convolution_weight", "");
-    torch::jit::Stack stack{*w, ints(pad, 2), ints(stride, 2), ints(dilation, 2), groups, ints(input_size, 4)};
-    handle.callBoxed(&stack);
-    *out = new at::Tensor(stack.at(0).toTensor());
   })
 }
 

@@ -4,8 +4,6 @@
 //! - [`conv`]: `mkldnn::_convolution_pointwise` — convolution + bias + optional ReLU in one pass;
 //! - [`conv_add_`]: `mkldnn::_convolution_pointwise_.binary` with `add` — `acc += conv(x) + b`
 //!   in place, optionally followed by ReLU;
-//! - [`prepack`]: `mkldnn::_reorder_convolution_weight` — weights in oneDNN's blocked layout,
-//!   so that it is not redone on every call.
 //!
 //! All take NCHW-shaped tensors; activations should be channels-last in memory (see
 //! [`channels_last`]). CPU and float32/bfloat16 only.
@@ -38,15 +36,6 @@ unsafe extern "C" {
         dilation: *const i64,
         groups: i64,
         unary: *const c_char,
-    ) -> *mut c_char;
-    fn slz_reorder_conv_weight(
-        out: *mut *mut C_tensor,
-        w: *const C_tensor,
-        pad: *const i64,
-        stride: *const i64,
-        dilation: *const i64,
-        groups: i64,
-        input_size: *const i64,
     ) -> *mut c_char;
 }
 
@@ -117,26 +106,6 @@ pub fn conv_add_(acc: &Tensor, x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Ge
     check(err, "fused convolution with residual add")
 }
 
-/// `w` pre-packed for inputs of `input_size` (N, C, H, W) and geometry `g`.
-pub fn prepack(w: &Tensor, g: Geometry, input_size: [i64; 4]) -> Result<Tensor> {
-    let mut out: *mut C_tensor = std::ptr::null_mut();
-    // SAFETY: as in `conv`.
-    let err = unsafe {
-        slz_reorder_conv_weight(
-            &mut out,
-            w.as_ptr(),
-            g.pad.as_ptr(),
-            g.stride.as_ptr(),
-            g.dilation.as_ptr(),
-            1,
-            input_size.as_ptr(),
-        )
-    };
-    check(err, "weight pre-packing")?;
-    // SAFETY: as in `conv`.
-    Ok(unsafe { Tensor::from_ptr(out) })
-}
-
 /// The same tensor (same shape) stored channels-last (NHWC in memory).
 pub fn channels_last(t: &Tensor) -> Result<Tensor> {
     if t.dim() != 4 {
@@ -164,8 +133,7 @@ mod tests {
         let reference = x.conv2d(&w, Some(&b), [2, 2], [2, 2], [2, 2], 1);
         let y = conv(&x, &w, Some(&b), g, true).unwrap();
         assert!(close(&y, &reference.relu()) < 1e-4);
-        let packed = prepack(&w, g, [2, 8, 9, 7]).unwrap();
-        let y2 = conv(&x, &packed, Some(&b), g, false).unwrap();
+        let y2 = conv(&x, &w, Some(&b), g, false).unwrap();
         assert!(close(&y2, &reference) < 1e-4);
         let acc = channels_last(&Tensor::randn(reference.size(), opts)).unwrap();
         let want = (&acc + &reference).relu();

@@ -119,8 +119,8 @@ impl ResBlock {
         }
         let mixed = Tensor::f_cat(&outs, 1)?;
         let up = self.up.forward(&mixed, 1, 1, Padding::Same, train)?;
-        let net = x.f_add(&(up * self.scale))?;
-        Ok(if self.relu { net.f_relu()? } else { net })
+        let mut net = x.f_add(&(up * self.scale))?;
+        Ok(if self.relu { net.f_relu_()? } else { net })
     }
 }
 

@@ -221,7 +221,7 @@ impl SlimConv {
             y = bn.forward(&y, train)?;
         }
         if self.relu {
-            y = y.f_relu()?;
+            y = y.f_relu_()?;
         }
         Ok(y)
     }

@@ -135,7 +135,7 @@ impl Bottleneck {
 
     /// `key` is the unit's end-point prefix, e.g. `resnet_v2_50/block1/unit_1/bottleneck_v2`.
     fn forward(&self, x: &Tensor, stride: i64, rate: i64, train: bool, key: &str, ep: &mut EndPoints) -> Result<Tensor> {
-        let preact = self.preact.forward(x, train)?.f_relu()?;
+        let preact = self.preact.forward(x, train)?.f_relu_()?;
         let shortcut = match &self.shortcut {
             Some(conv) => {
                 let s = conv.forward(&preact, stride, 1, Padding::Same, train)?;
@@ -284,7 +284,7 @@ impl ResNetV2 {
             }
             ep.add(format!("{sc}/{}", block.scope), &net);
         }
-        net = self.postnorm.forward(&net, train)?.f_relu()?;
+        net = self.postnorm.forward(&net, train)?.f_relu_()?;
         if opts.global_pool {
             net = net.f_mean_dim(&[2i64, 3][..], true, None)?;
             ep.add("global_pool", &net);

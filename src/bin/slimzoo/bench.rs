@@ -67,6 +67,9 @@ pub struct Bench {
     /// Repetitions of --read / --convert (the best is reported)
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Measure the machine's peak instead: a 4096x4096 matmul in f32 and bf16 (GFLOPS)
+    #[arg(long)]
+    peak: bool,
 }
 
 impl Bench {
@@ -79,6 +82,9 @@ impl Bench {
         }
         if let Some(p) = &self.convert {
             return self.convert_bench(p);
+        }
+        if self.peak {
+            return peak();
         }
         self.net_bench()
     }
@@ -141,6 +147,14 @@ impl Bench {
             }
             Ok(())
         };
+        // Convolution work of one batch, counted on the inference path.
+        let macs = if train {
+            0
+        } else {
+            let (r, macs) = slimzoo::models::fast::count_macs(&step);
+            r?;
+            macs
+        };
         let (mut total, mut total_sq) = (0f64, 0f64);
         for i in 0..self.burn_in + self.batches {
             let t = Instant::now();
@@ -159,11 +173,20 @@ impl Bench {
         let mean = total / n;
         let sd = (total_sq / n - mean * mean).max(0.0).sqrt();
         println!("{}: {info} across {} steps, {mean:.3} +/- {sd:.3} sec / batch", now(), self.batches);
+        let gflops = 2.0 * macs as f64 / 1e9;
+        if macs > 0 {
+            eprintln!(
+                "slimzoo bench: {gflops:.1} GFLOP of convolutions per batch: {:.1} GFLOPS achieved, {:.2} ms per image",
+                gflops / mean,
+                1e3 * mean / self.batch as f64
+            );
+        }
         let result = serde_json::json!({
             "runner": "slimzoo", "arch": self.arch, "mode": info, "dtype": format!("{:?}", self.dtype).to_lowercase(),
             "batch": self.batch, "size": size, "batches": self.batches, "mean": mean, "sd": sd,
             "threads": tch::get_num_threads(), "images_per_s": self.batch as f64 / mean,
             "rewrites": if train { "none" } else { self.rewrites.as_str() },
+            "conv_gflop_per_batch": gflops, "gflops": if macs > 0 { gflops / mean } else { 0.0 },
         });
         println!("RESULT {result}");
         Ok(())
@@ -212,6 +235,26 @@ impl Bench {
         println!("RESULT {result}");
         Ok(())
     }
+}
+
+/// Peak matmul throughput of this machine through libtorch (f32 and bf16, 4096x4096).
+fn peak() -> Result<()> {
+    let n = 4096i64;
+    for kind in [Kind::Float, Kind::BFloat16] {
+        let a = Tensor::f_randn([n, n], (kind, Device::Cpu))?;
+        let b = Tensor::f_randn([n, n], (kind, Device::Cpu))?;
+        let _ = a.f_matmul(&b)?;
+        let reps = 5;
+        let t = Instant::now();
+        for _ in 0..reps {
+            let _ = a.f_matmul(&b)?;
+        }
+        let s = t.elapsed().as_secs_f64() / reps as f64;
+        let gflops = 2.0 * (n as f64).powi(3) / s / 1e9;
+        println!("matmul {n}x{n} {kind:?}: {:.1} ms, {gflops:.1} GFLOPS ({} threads)", s * 1e3, tch::get_num_threads());
+        println!("RESULT {}", serde_json::json!({"what": "peak", "dtype": format!("{kind:?}"), "gflops": gflops}));
+    }
+    Ok(())
 }
 
 /// The process's peak resident set (VmHWM), in MB.

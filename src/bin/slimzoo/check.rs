@@ -8,6 +8,7 @@ use slimzoo::ckpt::Checkpoint;
 use slimzoo::convert::{ConvertOptions, Plan};
 use slimzoo::load::{LoadOptions, load_model};
 use slimzoo::models::endpoints::{EndPoints, to_nhwc};
+use slimzoo::models::fast::Rewrites;
 use slimzoo::weights::Weights;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,6 +36,9 @@ pub struct Check {
     /// Relative tolerance: max|ours - tf| <= tol * max(1, max|tf|)
     #[arg(long, default_value_t = 1e-4)]
     tol: f64,
+    /// Inference rewrites: all (default), none (the reference forward pass), or fold,channels-last,fused
+    #[arg(long, default_value = "all")]
+    rewrites: String,
 }
 
 impl Check {
@@ -64,14 +68,21 @@ impl Check {
         );
 
         let t = Instant::now();
-        let loaded = load_model(&converted, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, Device::Cpu)?;
+        let mut loaded = load_model(&converted, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, Device::Cpu)?;
+        loaded.model.prepare_inference(Rewrites::parse(&self.rewrites)?)?;
         println!("load      {} (strict: every name and shape matched) in {:.1} ms", loaded.model.spec, ms(t));
 
         let t = Instant::now();
         let x = crate::common::read_npy_batch(&input)?;
         let mut ep = EndPoints::all();
         let out = tch::no_grad(|| loaded.model.forward(&x, &RunOptions::default(), &mut ep))?;
-        println!("run       input {} {:?} (NHWC) in {:.1} ms", input.display(), to_nhwc(&x).size(), ms(t));
+        println!(
+            "run       input {} {:?} (NHWC), rewrites {}, in {:.1} ms",
+            input.display(),
+            to_nhwc(&x).size(),
+            self.rewrites,
+            ms(t)
+        );
 
         let tf = Weights::from_safetensors(&expect).with_context(|| format!("cannot read TF's end points {}", expect.display()))?;
         println!("\n{:<58} {:<18} {:>11} {:>11}  ok", "end point (TF's key)", "shape (NHWC)", "max|diff|", "tolerance");

@@ -38,9 +38,10 @@ pub struct Classify {
 impl Classify {
     pub fn run(self) -> Result<()> {
         let device = check_device(parse_device(&self.device)?)?;
-        let loaded = load_model(&self.weights, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, device)
+        let mut loaded = load_model(&self.weights, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, device)
             .with_context(|| format!("cannot load {}", self.weights.display()))?;
         note(&loaded.notes);
+        loaded.model.prepare_inference(slimzoo::models::fast::Rewrites::default())?;
         let Some(classes) = loaded.model.spec.num_classes() else {
             bail!("{} has no classifier (no logits in the weights)", self.weights.display());
         };

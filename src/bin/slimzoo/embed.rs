@@ -46,12 +46,13 @@ pub struct FaceArgs {
 impl FaceArgs {
     fn load(&self) -> Result<Model> {
         let device = check_device(parse_device(&self.device)?)?;
-        let loaded = load_model(&self.weights, &LoadOptions::default(), device)
+        let mut loaded = load_model(&self.weights, &LoadOptions::default(), device)
             .with_context(|| format!("cannot load {}", self.weights.display()))?;
         note(&loaded.notes);
         if !matches!(loaded.model.net, slimzoo::arch::Net::InceptionResnetV1(_)) {
             bail!("{} is a {}, not a facenet Inception-ResNet-v1", self.weights.display(), loaded.model.spec);
         }
+        loaded.model.prepare_inference(slimzoo::models::fast::Rewrites::default())?;
         Ok(loaded.model)
     }
 

@@ -7,6 +7,7 @@ use slimzoo::arch::RunOptions;
 use slimzoo::convert::{ConvertOptions, Rename};
 use slimzoo::load::{LoadOptions, load_model, parse_num_classes};
 use slimzoo::models::endpoints::EndPoints;
+use slimzoo::models::fast::Rewrites;
 use slimzoo::models::inception_resnet_v1::InceptionResnetV1;
 use slimzoo::models::resnet_v2;
 use std::collections::BTreeMap;
@@ -58,6 +59,9 @@ pub struct Features {
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Inference rewrites: all (default), none (the reference forward pass), or fold,channels-last,fused
+    #[arg(long, default_value = "all")]
+    pub rewrites: String,
     /// Overwrite the output
     #[arg(long)]
     pub force: bool,
@@ -96,7 +100,8 @@ impl Features {
         let loaded = load_model(&self.weights, &self.load_options()?, device)
             .with_context(|| format!("cannot load {}", self.weights.display()))?;
         note(&loaded.notes);
-        let model = loaded.model;
+        let mut model = loaded.model;
+        model.prepare_inference(Rewrites::parse(&self.rewrites)?)?;
         let x = model_input(&self.input, &model.spec, self.image_size)?;
         let mut ep = match &self.end_points {
             Some(keys) => EndPoints::only(keys.iter().cloned()),
