@@ -307,15 +307,16 @@ impl Plan {
         m
     }
 
-    /// Writes the planned tensors as safetensors to `out` (atomically), reading one tensor at a
-    /// time. `progress` is called after each tensor with (bytes done, bytes total).
+    /// Writes the planned tensors as safetensors to `out` (atomically), each worker thread
+    /// holding one tensor at a time. `progress` is called after each tensor with (bytes done,
+    /// bytes total).
     pub fn write_safetensors(
         &self,
         ckpt: &Checkpoint,
         out: &Path,
         overwrite: bool,
         extra_metadata: &BTreeMap<String, String>,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<()> {
         let mut meta = self.metadata();
         meta.extend(extra_metadata.clone());
@@ -324,7 +325,7 @@ impl Plan {
             .iter()
             .map(|t| StEntry { name: t.name.clone(), dtype: t.dtype, shape: t.torch_shape() })
             .collect::<Vec<_>>();
-        write_safetensors(out, overwrite, &meta, &entries, &mut |i| self.read(ckpt, &self.tensors[i]), progress)
+        write_safetensors(out, overwrite, &meta, &entries, &|i| self.read(ckpt, &self.tensors[i]), progress)
     }
 }
 
@@ -375,8 +376,9 @@ pub struct StEntry {
     pub shape: Vec<u64>,
 }
 
-/// Writes a safetensors file whose tensors are produced one at a time by `fill(i)` (so memory holds
-/// one tensor, not the file). Layout (safetensors' spec): u64 LE header length, a JSON header
+/// Writes a safetensors file whose tensors are produced by `fill(i)`, on a few threads that each
+/// hold one tensor at a time and write it at its offset (so memory holds a tensor per thread, not
+/// the file). Layout (safetensors' spec): u64 LE header length, a JSON header
 /// `{"__metadata__": {..}, "<name>": {"dtype", "shape", "data_offsets": [begin, end]}, …}` padded
 /// with spaces to a multiple of 8 bytes, then the tensors' bytes back to back.
 pub fn write_safetensors(
@@ -384,15 +386,15 @@ pub fn write_safetensors(
     overwrite: bool,
     metadata: &BTreeMap<String, String>,
     entries: &[StEntry],
-    fill: &mut dyn FnMut(usize) -> Result<TensorData>,
-    progress: &mut dyn FnMut(u64, u64),
+    fill: &(dyn Fn(usize) -> Result<TensorData> + Sync),
+    progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<()> {
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         header.insert("__metadata__".into(), serde_json::to_value(metadata).map_err(|e| Error::invalid(e.to_string()))?);
     }
     let mut offset = 0u64;
-    let mut sizes = Vec::with_capacity(entries.len());
+    let mut offsets = Vec::with_capacity(entries.len());
     let mut seen = BTreeSet::new();
     for e in entries {
         if !seen.insert(&e.name) {
@@ -411,30 +413,60 @@ pub fn write_safetensors(
             e.name.clone(),
             serde_json::json!({"dtype": st.to_string(), "shape": e.shape, "data_offsets": [offset, offset + size]}),
         );
+        offsets.push((offset, size));
         offset += size;
-        sizes.push(size);
     }
     let mut json = serde_json::to_vec(&header).map_err(|e| Error::invalid(e.to_string()))?;
     json.resize(json.len().div_ceil(8) * 8, b' ');
     let total = offset;
+    let data_start = 8 + json.len() as u64;
     crate::io::write_atomic_with(out, overwrite, |w| {
+        use std::os::unix::fs::FileExt;
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
         let io = |e: std::io::Error| Error::io(out, e);
         w.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
         w.write_all(&json).map_err(io)?;
-        let mut done = 0u64;
-        for (i, (e, &size)) in entries.iter().zip(&sizes).enumerate() {
-            let d = fill(i)?;
-            if d.data.len() as u64 != size || d.shape != e.shape {
-                return Err(Error::Tensor {
-                    name: e.name.clone(),
-                    reason: format!("produced shape {:?} ({} bytes), expected {:?}", d.shape, d.data.len(), e.shape),
+        w.flush().map_err(io)?;
+        let file = w.get_ref();
+        file.set_len(data_start + total).map_err(io)?;
+        let (next, done) = (AtomicUsize::new(0), AtomicU64::new(0));
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let work = || -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= entries.len() || failed.lock().map_or(true, |f| f.is_some()) {
+                    return Ok(());
+                }
+                let (e, (off, size)) = (&entries[i], offsets[i]);
+                let d = fill(i)?;
+                if d.data.len() as u64 != size || d.shape != e.shape {
+                    return Err(Error::Tensor {
+                        name: e.name.clone(),
+                        reason: format!("produced shape {:?} ({} bytes), expected {:?}", d.shape, d.data.len(), e.shape),
+                    });
+                }
+                file.write_all_at(&d.data, data_start + off).map_err(io)?;
+                progress(done.fetch_add(size, Ordering::Relaxed) + size, total);
+            }
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    if let Err(e) = work() {
+                        if let Ok(mut f) = failed.lock() {
+                            f.get_or_insert(e);
+                        }
+                    }
                 });
             }
-            w.write_all(&d.data).map_err(io)?;
-            done += size;
-            progress(done, total);
+        });
+        match failed.into_inner() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(e),
+            Err(_) => Err(Error::invalid("a conversion thread panicked")),
         }
-        Ok(())
     })
 }
 

@@ -1,5 +1,6 @@
 //! Output files are written atomically: into a temporary file in the destination folder, then
 //! renamed over the destination, so a reader never sees half a file and a failure leaves nothing.
+//! (No fsync: atomic for other processes, not durable across a power cut — like TF's own writers.)
 
 use crate::error::{Error, Result};
 use std::fs::File;
@@ -40,8 +41,7 @@ pub fn write_atomic_with(
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
         fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        w.into_inner().map_err(|e| Error::io(&tmp, e.into_error()))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
     })();
     if result.is_err() {

@@ -61,55 +61,106 @@ pub fn permute_shape<T: Copy>(shape: &[T], perm: Option<&[usize]>) -> Vec<T> {
 /// Permutes a row-major tensor of `shape` with `elem`-byte elements: the result has shape
 /// `permute_shape(shape, perm)` and `out[j0, j1, …] = in[…]` with `j_k` indexing axis `perm[k]`.
 ///
-/// Works by blocks so that the kernels of the big nets (tens of MB) move at memory speed.
-/// `data.len()` must equal the product of `shape` times `elem` (checked by the caller).
+/// The kernel layouts ([`Layout`]) are done as tiled 2-D transposes of whole elements, so the
+/// big nets' kernels (tens of MB) move at close to memory speed; other permutations take a
+/// generic element-by-element path. `data.len()` must equal the product of `shape` times `elem`
+/// (checked by the caller).
 pub fn permute_bytes(data: &[u8], shape: &[usize], elem: usize, perm: &[usize]) -> Vec<u8> {
-    let rank = shape.len();
-    debug_assert_eq!(perm.len(), rank);
-    let out_shape: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
-    // Strides of the input, in elements.
-    let mut in_strides = vec![1usize; rank];
-    for k in (0..rank.saturating_sub(1)).rev() {
-        in_strides[k] = in_strides[k + 1] * shape[k + 1];
-    }
-    // For each output axis, the input stride it walks.
-    let walk: Vec<usize> = perm.iter().map(|&i| in_strides[i]).collect();
     let mut out = vec![0u8; data.len()];
     if data.is_empty() {
         return out;
     }
-    // Output is written sequentially; the innermost output axis usually has a large input stride,
-    // so tile the two innermost output axes to keep reads cache-friendly.
+    let done = match elem {
+        4 => permute_fast::<u32>(data, &mut out, shape, perm),
+        2 => permute_fast::<u16>(data, &mut out, shape, perm),
+        8 => permute_fast::<u64>(data, &mut out, shape, perm),
+        _ => false,
+    };
+    if !done {
+        permute_generic(data, &mut out, shape, elem, perm);
+    }
+    out
+}
+
+/// A plain-old-data element type read and written as little-endian bytes in place.
+trait Elem: Copy + Default {
+    const SIZE: usize;
+}
+impl Elem for u16 {
+    const SIZE: usize = 2;
+}
+impl Elem for u32 {
+    const SIZE: usize = 4;
+}
+impl Elem for u64 {
+    const SIZE: usize = 8;
+}
+
+/// The two kernel layouts and their inverses, as strided 2-D copies; false when `perm` is
+/// another permutation or the buffers are not aligned for `T`.
+fn permute_fast<T: Elem>(data: &[u8], out: &mut [u8], shape: &[usize], perm: &[usize]) -> bool {
+    // SAFETY: every bit pattern is a valid u16/u32/u64; `align_to` only yields the aligned middle.
+    let (pre, src, post) = unsafe { data.align_to::<T>() };
+    let (pre2, dst, post2) = unsafe { out.align_to_mut::<T>() };
+    if !pre.is_empty() || !post.is_empty() || !pre2.is_empty() || !post2.is_empty() || T::SIZE == 0 {
+        return false;
+    }
+    match (shape, perm) {
+        // HWIO -> OIHW: per (h, w), the [I, O] matrix goes to out[o, i, h, w].
+        ([h, w, i, o], [3, 2, 0, 1]) => {
+            let hw = h * w;
+            for p in 0..hw {
+                copy_2d(src, p * i * o, *o, 1, dst, p, hw, i * hw, *i, *o);
+            }
+            true
+        }
+        // OIHW -> HWIO: per (h, w), the [O, I] matrix (strides I*HW, HW) goes to out[h, w, i, o].
+        ([o, i, h, w], [2, 3, 1, 0]) => {
+            let hw = h * w;
+            for p in 0..hw {
+                copy_2d(src, p, i * hw, hw, dst, p * i * o, 1, *o, *o, *i);
+            }
+            true
+        }
+        ([r, c], [1, 0]) => {
+            copy_2d(src, 0, *c, 1, dst, 0, 1, *r, *r, *c);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// `dst[d0 + r*dr + c*dc] = src[s0 + r*sr + c*sc]` for `r < rows`, `c < cols`, in 32x32 tiles so
+/// that both sides stay in cache whichever of them is strided.
+#[allow(clippy::too_many_arguments)]
+fn copy_2d<T: Copy>(src: &[T], s0: usize, sr: usize, sc: usize, dst: &mut [T], d0: usize, dr: usize, dc: usize, rows: usize, cols: usize) {
     const TILE: usize = 32;
-    let outer: usize = out_shape[..rank.saturating_sub(2)].iter().product();
-    let (rows, cols) = match rank {
-        0 => (1, 1),
-        1 => (1, out_shape[0]),
-        _ => (out_shape[rank - 2], out_shape[rank - 1]),
-    };
-    let (row_walk, col_walk) = match rank {
-        0 => (0, 0),
-        1 => (0, walk[0]),
-        _ => (walk[rank - 2], walk[rank - 1]),
-    };
-    let mut idx = vec![0usize; rank.saturating_sub(2)];
-    for o in 0..outer {
-        // Input offset of this outer index.
-        let base: usize = idx.iter().zip(&walk).map(|(i, w)| i * w).sum();
-        let out_base = o * rows * cols;
-        for r0 in (0..rows).step_by(TILE) {
-            for c0 in (0..cols).step_by(TILE) {
-                for r in r0..(r0 + TILE).min(rows) {
-                    for c in c0..(c0 + TILE).min(cols) {
-                        let src = (base + r * row_walk + c * col_walk) * elem;
-                        let dst = (out_base + r * cols + c) * elem;
-                        out[dst..dst + elem].copy_from_slice(&data[src..src + elem]);
-                    }
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                let (s, d) = (s0 + r * sr, d0 + r * dr);
+                for c in c0..(c0 + TILE).min(cols) {
+                    dst[d + c * dc] = src[s + c * sc];
                 }
             }
         }
-        // Advance the outer multi-index (row-major over out_shape[..rank-2]).
-        for k in (0..idx.len()).rev() {
+    }
+}
+
+/// Any permutation, one element at a time (used for layouts without a fast path).
+fn permute_generic(data: &[u8], out: &mut [u8], shape: &[usize], elem: usize, perm: &[usize]) {
+    let rank = shape.len();
+    let out_shape: Vec<usize> = perm.iter().map(|&i| shape[i]).collect();
+    let mut in_strides = vec![1usize; rank];
+    for k in (0..rank.saturating_sub(1)).rev() {
+        in_strides[k] = in_strides[k + 1] * shape[k + 1];
+    }
+    let walk: Vec<usize> = perm.iter().map(|&i| in_strides[i]).collect();
+    let mut idx = vec![0usize; rank];
+    for chunk in out.chunks_exact_mut(elem) {
+        let src: usize = idx.iter().zip(&walk).map(|(i, w)| i * w).sum::<usize>() * elem;
+        chunk.copy_from_slice(&data[src..src + elem]);
+        for k in (0..rank).rev() {
             idx[k] += 1;
             if idx[k] < out_shape[k] {
                 break;
@@ -117,7 +168,6 @@ pub fn permute_bytes(data: &[u8], shape: &[usize], elem: usize, perm: &[usize]) 
             idx[k] = 0;
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -155,6 +205,21 @@ mod tests {
         }
         let back = permute_bytes(&out, &permute_shape(&[h, w, i, o], Some(perm)), 4, Layout::ConvKernel.to_tf_perm().unwrap());
         assert_eq!(back, bytes);
+    }
+
+    /// The fast paths agree with the generic element-by-element permutation, both directions,
+    /// for every element size.
+    #[test]
+    fn fast_paths_equal_generic() {
+        for elem in [1usize, 2, 4, 8] {
+            for (shape, perm) in [(vec![3usize, 2, 37, 45], vec![3usize, 2, 0, 1]), (vec![45, 37, 3, 2], vec![2, 3, 1, 0]), (vec![70, 33], vec![1, 0])] {
+                let n: usize = shape.iter().product::<usize>() * elem;
+                let data: Vec<u8> = (0..n).map(|v| (v * 7 % 251) as u8).collect();
+                let mut generic = vec![0u8; n];
+                permute_generic(&data, &mut generic, &shape, elem, &perm);
+                assert_eq!(permute_bytes(&data, &shape, elem, &perm), generic, "{shape:?} {perm:?} elem {elem}");
+            }
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::process::Command;
 fn convert(ckpt: &Path, opts: &ConvertOptions, out: &Path) -> Plan {
     let c = Checkpoint::open(ckpt).unwrap();
     let plan = Plan::new(&c, opts).unwrap();
-    plan.write_safetensors(&c, out, true, &Default::default(), &mut |_, _| {}).unwrap();
+    plan.write_safetensors(&c, out, true, &Default::default(), &|_, _| {}).unwrap();
     plan
 }
 
@@ -183,7 +183,7 @@ fn training_checkpoint_leftovers_and_ema() {
     assert!(ema.ema_missing.iter().all(|n| n.contains("moving_")), "{:?}", ema.ema_missing);
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ema.safetensors");
-    ema.write_safetensors(&ckpt, &out, false, &Default::default(), &mut |_, _| {}).unwrap();
+    ema.write_safetensors(&ckpt, &out, false, &Default::default(), &|_, _| {}).unwrap();
     let ours = Weights::from_safetensors(&out).unwrap();
     let tf = tf_values_as_weights(&fixture("tiny/train/tf_values.safetensors"));
     let name = "resnet_v2_tiny/block2/unit_1/bottleneck_v2/conv2/weights";
@@ -259,7 +259,7 @@ fn wrong_architecture_lists_every_offending_name() {
     let tmp = tempfile::tempdir().unwrap();
     let st = tmp.path().join("r50.safetensors");
     let c = Checkpoint::open(dir.join("v2")).unwrap();
-    Plan::new(&c, &Default::default()).unwrap().write_safetensors(&c, &st, false, &Default::default(), &mut |_, _| {}).unwrap();
+    Plan::new(&c, &Default::default()).unwrap().write_safetensors(&c, &st, false, &Default::default(), &|_, _| {}).unwrap();
     let opts = slimzoo::load::LoadOptions { num_classes: Some(Some(10)), ..Default::default() };
     let err = slimzoo::load::load_model(&st, &opts, tch::Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("resnet_v2_50/logits/weights: [10, 2048, 1, 1] vs [1001, 2048, 1, 1]"), "{err}");
@@ -274,7 +274,7 @@ fn output_is_atomic_and_not_overwritten() {
     std::fs::write(&out, b"precious").unwrap();
     let c = Checkpoint::open(fixture("tiny/v2")).unwrap();
     let plan = Plan::new(&c, &Default::default()).unwrap();
-    let err = plan.write_safetensors(&c, &out, false, &Default::default(), &mut |_, _| {}).unwrap_err();
+    let err = plan.write_safetensors(&c, &out, false, &Default::default(), &|_, _| {}).unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);

@@ -217,7 +217,7 @@ impl Bench {
             let t = Instant::now();
             let ckpt = Checkpoint::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let plan = Plan::new(&ckpt, &ConvertOptions { no_validate: true, ..Default::default() })?;
-            plan.write_safetensors(&ckpt, &out, true, &Default::default(), &mut |_, _| {})?;
+            plan.write_safetensors(&ckpt, &out, true, &Default::default(), &|_, _| {})?;
             best = best.min(t.elapsed().as_secs_f64());
         }
         let bytes = std::fs::metadata(&out)?.len();

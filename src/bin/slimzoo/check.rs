@@ -57,7 +57,7 @@ impl Check {
         let plan = Plan::new(&ckpt, &opts)?;
         let tmp = tempfile::tempdir()?;
         let converted = tmp.path().join("converted.safetensors");
-        plan.write_safetensors(&ckpt, &converted, false, &Default::default(), &mut |_, _| {})?;
+        plan.write_safetensors(&ckpt, &converted, false, &Default::default(), &|_, _| {})?;
         println!(
             "convert   {} tensors -> {} ({} bytes) in {:.1} ms; {}",
             plan.tensors.len(),

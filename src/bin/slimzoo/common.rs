@@ -127,11 +127,7 @@ pub fn write_nhwc(out: &Path, force: bool, tensors: &[(String, Tensor)], metadat
     let datas = tensors.iter().map(|(_, t)| tensor_data(&to_nhwc(t))).collect::<Result<Vec<_>>>()?;
     let entries: Vec<StEntry> =
         tensors.iter().zip(&datas).map(|((n, _), d)| StEntry { name: n.clone(), dtype: DType::F32, shape: d.shape.clone() }).collect();
-    let mut datas = datas.into_iter().map(Some).collect::<Vec<_>>();
-    let mut take = |i: usize| {
-        datas.get_mut(i).and_then(Option::take).ok_or_else(|| slimzoo::Error::invalid(format!("tensor {i} requested twice")))
-    };
-    write_safetensors(out, force, &metadata, &entries, &mut take, &mut |_, _| {})?;
+    write_safetensors(out, force, &metadata, &entries, &|i| Ok(datas[i].clone()), &|_, _| {})?;
     Ok(())
 }
 

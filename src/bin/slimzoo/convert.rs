@@ -80,7 +80,7 @@ impl Convert {
         }
         let total: u64 = plan.tensors.iter().filter_map(|t| t.dtype.size().map(|s| s as u64 * t.tf_shape.iter().product::<u64>())).sum();
         let bar = progress_bar(total, "converting");
-        plan.write_safetensors(&ckpt, &self.output, self.force, &extra, &mut |done, _| bar.set_position(done))
+        plan.write_safetensors(&ckpt, &self.output, self.force, &extra, &|done, _| bar.set_position(done))
             .with_context(|| format!("cannot write {}", self.output.display()))?;
         bar.finish_and_clear();
         eprintln!(
