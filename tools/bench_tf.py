@@ -36,16 +36,15 @@ weights are TF's random initializers (no checkpoint).
 
 Started with another interpreter it re-executes itself under <repo>/.venv/tf/bin/python.
 """
-import argparse
 import hashlib
-import importlib.util
 import json
-import math
 import os
 import platform
 import sys
 import time
 from datetime import datetime
+
+import benchlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -57,47 +56,11 @@ FACENET = "inception_resnet_v1"
 ARCHS = RESNETS + (FACENET,)
 
 
-def _reexec_in_venv():
-    if importlib.util.find_spec("tf_slim") is not None and importlib.util.find_spec("tensorflow") is not None:
-        return
-    if os.environ.get(REEXEC_ENV) or not os.path.exists(VENV_PYTHON):
-        sys.exit("bench_tf: tensorflow/tf_slim are not importable here and %s is missing; "
-                 "run tools/bootstrap.sh tf" % VENV_PYTHON)
-    os.environ[REEXEC_ENV] = "1"
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-
-
-def default_threads():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", default="resnet_v2_152", choices=ARCHS)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--batches", type=int, default=100, help="timed steps (num_batches)")
-    p.add_argument("--burn-in", type=int, default=10, help="untimed warm-up steps (num_steps_burn_in)")
-    p.add_argument("--size", type=int, default=None, help="input height = width (224 resnet, 160 facenet)")
-    p.add_argument("--mode", default="forward", choices=("forward", "forward-backward"))
-    p.add_argument("--threads", type=int, default=None,
-                   help="intra- and inter-op threads of the Session (default: all cores)")
+    p = benchlib.seed_parser(__doc__, ARCHS, "intra- and inter-op threads of the Session (default: all cores)")
     p.add_argument("--count-only", action="store_true",
                    help="build the graph, print the variable/parameter counts as RESULT, do not run")
-    a = p.parse_args(argv)
-    if a.size is None:
-        a.size = 160 if a.arch == FACENET else 224
-    if a.threads is None:
-        a.threads = default_threads()
-    for k in ("batch", "batches", "size", "threads"):
-        if getattr(a, k) < 1:
-            p.error("--%s must be >= 1" % k)
-    if a.burn_in < 0:
-        p.error("--burn-in must be >= 0")
-    return a
+    return benchlib.seed_args(p, argv, FACENET)
 
 
 def shape_digest(shapes):
@@ -179,28 +142,6 @@ def build(args):
     return g, init, target, info
 
 
-def time_run(sess, target, info_string, num_batches, burn_in):
-    """TF's time_tensorflow_run, unchanged in what it prints."""
-    total = 0.0
-    total_sq = 0.0
-    last = None
-    for i in range(num_batches + burn_in):
-        start = time.perf_counter()
-        last = sess.run(target)
-        duration = time.perf_counter() - start
-        if i >= burn_in:
-            step = i - burn_in
-            if not step % 10:
-                print("%s: step %d, duration = %.3f" % (datetime.now(), step, duration), flush=True)
-            total += duration
-            total_sq += duration * duration
-    mn = total / num_batches
-    sd = math.sqrt(max(total_sq / num_batches - mn * mn, 0.0))
-    print("%s: %s across %d steps, %.3f +/- %.3f sec / batch"
-          % (datetime.now(), info_string, num_batches, mn, sd), flush=True)
-    return mn, sd, last
-
-
 def versions():
     import importlib.metadata as md
     import tfcompat
@@ -242,7 +183,7 @@ def main(argv=None):
     with tf.Session(graph=g, config=cfg) as sess:
         sess.run(init)
         label = "Forward" if args.mode == "forward" else "Forward-backward"
-        mn, sd, last = time_run(sess, target, label, args.batches, args.burn_in)
+        mn, sd, last = benchlib.time_steps(lambda: sess.run(target), label, args.batches, args.burn_in)
     result["mean"] = mn
     result["sd"] = sd
     result["images_per_s"] = args.batch / mn if mn > 0 else None
@@ -253,5 +194,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    _reexec_in_venv()
+    benchlib.reexec_in_venv(__file__, VENV_PYTHON, REEXEC_ENV, ("tensorflow", "tf_slim"), "tools/bootstrap.sh tf")
     sys.exit(main())

@@ -32,16 +32,14 @@ Prints TF's time_tensorflow_run format and a final 'RESULT {json}' line.
       this net and compare its eval output on the reference input with TF's (nchw and channels_last)
 Started with another interpreter it re-executes itself under <repo>/.venv/torch/bin/python.
 """
-import argparse
 import hashlib
-import importlib.util
 import json
-import math
 import os
 import platform
 import sys
-import time
 from datetime import datetime
+
+import benchlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -58,18 +56,8 @@ FACENET = "inception_resnet_v1"
 ARCHS = tuple(RESNET_UNITS) + (FACENET,)
 
 
-def _reexec_in_venv():
-    if importlib.util.find_spec("torch") is not None:
-        return
-    if os.environ.get(REEXEC_ENV) or not os.path.exists(VENV_PYTHON):
-        sys.exit("bench_torch: torch is not importable here and %s is missing; run tools/bootstrap.sh torch"
-                 % VENV_PYTHON)
-    os.environ[REEXEC_ENV] = "1"
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-
-
 if __name__ == "__main__":
-    _reexec_in_venv()
+    benchlib.reexec_in_venv(__file__, VENV_PYTHON, REEXEC_ENV, ("torch",), "tools/bootstrap.sh torch")
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -439,41 +427,16 @@ def verify_ref(args, refdir):
 # benchmark
 # ----------------------------------------------------------------------------------------------
 
-def default_threads():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", default="resnet_v2_152", choices=ARCHS)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--batches", type=int, default=100, help="timed steps (num_batches)")
-    p.add_argument("--burn-in", type=int, default=10, help="untimed warm-up steps (num_steps_burn_in)")
-    p.add_argument("--size", type=int, default=None, help="input height = width (224 resnet, 160 facenet)")
-    p.add_argument("--mode", default="forward", choices=("forward", "forward-backward"))
+    p = benchlib.seed_parser(__doc__, ARCHS, "intra-op threads (default: all cores)")
     p.add_argument("--layout", default="channels_last", choices=("nchw", "channels_last"))
     p.add_argument("--dtype", default="f32", choices=("f32", "bf16"))
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     p.add_argument("--count-only", action="store_true",
                    help="build the model, print the parameter counts as RESULT, do not run")
     p.add_argument("--verify-ref", metavar="DIR",
                    help="instead of timing: load the weights of a tools/tfref.py reference (e.g. "
                         ".cache/refs/resnet_v2_50, .cache/refs/facenet_512) and compare the output with TF's")
-    a = p.parse_args(argv)
-    if a.size is None:
-        a.size = 160 if a.arch == FACENET else 224
-    if a.threads is None:
-        a.threads = default_threads()
-    for k in ("batch", "batches", "size", "threads"):
-        if getattr(a, k) < 1:
-            p.error("--%s must be >= 1" % k)
-    if a.burn_in < 0:
-        p.error("--burn-in must be >= 0")
-    return a
+    return benchlib.seed_args(p, argv, FACENET)
 
 
 def shape_digest(shapes):
@@ -549,22 +512,7 @@ def main(argv=None):
           % (datetime.now(), args.arch, args.mode, args.layout, args.dtype, args.batch, args.size,
              args.threads, result["params"]), flush=True)
     label = "Forward" if not training else "Forward-backward"
-    total = total_sq = 0.0
-    last = None
-    for i in range(args.batches + args.burn_in):
-        start = time.perf_counter()
-        last = step()
-        duration = time.perf_counter() - start
-        if i >= args.burn_in:
-            s = i - args.burn_in
-            if not s % 10:
-                print("%s: step %d, duration = %.3f" % (datetime.now(), s, duration), flush=True)
-            total += duration
-            total_sq += duration * duration
-    mn = total / args.batches
-    sd = math.sqrt(max(total_sq / args.batches - mn * mn, 0.0))
-    print("%s: %s across %d steps, %.3f +/- %.3f sec / batch" % (datetime.now(), label, args.batches, mn, sd),
-          flush=True)
+    mn, sd, last = benchlib.time_steps(step, label, args.batches, args.burn_in)
     if training:
         result["gradients"] = sum(1 for p in model.parameters() if p.grad is not None)
     result["mean"] = mn

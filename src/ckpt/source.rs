@@ -332,17 +332,8 @@ fn disk_v1_shards(dir: &Path, prefix: &str, n: Option<u32>) -> Result<Option<Tar
             _ => None,
         })
         .collect();
-    let total = match (counts.len(), counts.first()) {
-        (0, _) => return Ok(None),
-        (1, Some(&t)) => t,
-        _ => {
-            return Err(CkptError::Resolve {
-                path: shown,
-                reason: format!(
-                    "has shard files for different shard counts ({counts:?}); open one set by a shard file's name"
-                ),
-            });
-        }
+    let Some(total) = one_shard_count(&counts, &shown, "files", "; open one set by a shard file's name")? else {
+        return Ok(None);
     };
     let mut files = Vec::with_capacity(total as usize);
     for i in 0..total {
@@ -604,15 +595,8 @@ fn member_v1_shards(a: &Arc<Archive>, prefix: &str, n: Option<u32>) -> Result<Op
             }
         })
         .collect();
-    let total = match (counts.len(), counts.first()) {
-        (0, _) => return Ok(None),
-        (1, Some(&t)) => t,
-        _ => {
-            return Err(CkptError::Resolve {
-                path: shown,
-                reason: format!("has shard members for different shard counts ({counts:?})"),
-            });
-        }
+    let Some(total) = one_shard_count(&counts, &shown, "members", "")? else {
+        return Ok(None);
     };
     let mut files = Vec::with_capacity(total as usize);
     for i in 0..total {
@@ -629,6 +613,19 @@ fn member_v1_shards(a: &Arc<Archive>, prefix: &str, n: Option<u32>) -> Result<Op
         files.push(l);
     }
     Ok(Some(Target::V1 { files, shown }))
+}
+
+/// The one shard count `-?????-of-N` files share, None when there are none; several counts are
+/// ambiguous and an error.
+fn one_shard_count(counts: &BTreeSet<u32>, shown: &str, what: &str, hint: &str) -> Result<Option<u32>> {
+    match (counts.len(), counts.first()) {
+        (0, _) => Ok(None),
+        (1, Some(&t)) => Ok(Some(t)),
+        _ => Err(CkptError::Resolve {
+            path: shown.to_string(),
+            reason: format!("has shard {what} for different shard counts ({counts:?}){hint}"),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -673,3 +670,4 @@ mod tests {
         assert_eq!(parse_state("model_checkpoint_path: \"bad\\"), None);
     }
 }
+

@@ -98,6 +98,29 @@ fn bundle(
     write_bundle_files(prefix, &index, &shards);
 }
 
+/// The two checkpoint writers, for [`add_all`].
+trait AddTensor {
+    fn add_tensor(&mut self, name: &str, t: &TensorData) -> Result<()>;
+}
+
+impl AddTensor for BundleWriter<Vec<u8>> {
+    fn add_tensor(&mut self, name: &str, t: &TensorData) -> Result<()> {
+        self.add(name, t)
+    }
+}
+
+impl AddTensor for V1Writer {
+    fn add_tensor(&mut self, name: &str, t: &TensorData) -> Result<()> {
+        self.add(name, t)
+    }
+}
+
+fn add_all(w: &mut impl AddTensor, tensors: &[(String, TensorData)]) {
+    for (n, t) in tensors {
+        w.add_tensor(n, t).unwrap();
+    }
+}
+
 fn tiny(compression: Compression) -> TableOptions {
     TableOptions {
         block_size: 64,
@@ -205,9 +228,7 @@ fn v2_big_endian_bundle_is_swapped_back() {
             ..Default::default()
         },
         |w| {
-            for (n, t) in &tensors {
-                w.add(n, t).unwrap();
-            }
+            add_all(w, &tensors);
             w.add_strings("s", &[2], &[b"ab".to_vec(), vec![]]).unwrap();
         },
     );
@@ -253,9 +274,7 @@ fn v2_multi_shard_bundle_with_snappy_tiny_index() {
         big_endian: false,
     };
     bundle(&prefix, 3, opts, |w| {
-        for (n, t) in &tensors {
-            w.add(n, t).unwrap();
-        }
+        add_all(w, &tensors);
     });
     let ck = open(&prefix).unwrap();
     assert_eq!(
@@ -603,9 +622,7 @@ fn v2_every_flipped_index_byte_is_an_error() {
             ..Default::default()
         },
         |w| {
-            for (n, t) in &tensors {
-                w.add(n, t).unwrap();
-            }
+            add_all(w, &tensors);
         },
     );
     let index_path = suffix(&prefix, ".index");
@@ -671,9 +688,7 @@ fn v2_truncated_index_and_data_at_many_points() {
             ..Default::default()
         },
         |w| {
-            for (n, t) in &tensors {
-                w.add(n, t).unwrap();
-            }
+            add_all(w, &tensors);
         },
     );
     let index_path = suffix(&prefix, ".index");
@@ -1057,9 +1072,7 @@ fn v1_roundtrip_every_dtype_packed_unpacked_snappy() {
     {
         let path = dir.path().join(format!("model{i}.ckpt"));
         v1_file(&path, opts, |w| {
-            for (n, t) in &tensors {
-                w.add(n, t).unwrap();
-            }
+            add_all(w, &tensors);
         });
         let ck = open(&path).unwrap();
         assert_eq!(ck.format(), Format::V1);
@@ -1225,9 +1238,7 @@ fn v1_every_flipped_byte_and_truncation_is_an_error() {
             packed: true,
         },
         |w| {
-            for (n, t) in &tensors {
-                w.add(n, t).unwrap();
-            }
+            add_all(w, &tensors);
         },
     );
     let orig = fs::read(&path).unwrap();
@@ -1782,9 +1793,7 @@ fn fuzz_mutated_bundles_v1_files_and_tables() {
             big_endian: false,
         },
         |w| {
-            for (n, t) in &tensors {
-                w.add(n, t).unwrap();
-            }
+            add_all(w, &tensors);
             w.add_partitioned("part", DType::F32, &shape, &slices)
                 .unwrap();
             w.add_strings("s", &[2], &[b"ab".to_vec(), b"c".to_vec()])
@@ -1799,9 +1808,7 @@ fn fuzz_mutated_bundles_v1_files_and_tables() {
             packed: false,
         },
         |w| {
-            for (n, t) in &tensors {
-                w.add(n, t).unwrap();
-            }
+            add_all(w, &tensors);
             for (e, t) in &slices {
                 w.add_slice("part", &shape, e, t).unwrap();
             }

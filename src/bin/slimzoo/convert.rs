@@ -61,11 +61,16 @@ impl Convert {
         eprintln!("slimzoo: net: {}", plan.arch_note);
         eprintln!("slimzoo: {}", plan.dropped_summary());
         if opts.ema {
+            let missing = &plan.ema_missing;
+            let listed = match missing.len() {
+                0 => String::new(),
+                1..=3 => format!(" and are kept as they are: {}", missing.join(", ")),
+                n => format!(" and are kept as they are: {}, … and {} more", missing[..2].join(", "), n - 2),
+            };
             eprintln!(
-                "slimzoo: --ema: {} weights replaced by their ExponentialMovingAverage shadow; {} had none{}",
+                "slimzoo: --ema: {} weights replaced by their ExponentialMovingAverage shadow; {} had none{listed}",
                 plan.ema_used,
-                plan.ema_missing.len(),
-                if plan.ema_missing.is_empty() { String::new() } else { format!(": {}", plan.ema_missing.join(", ")) }
+                missing.len()
             );
         }
         let mut extra = BTreeMap::new();
