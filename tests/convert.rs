@@ -67,19 +67,21 @@ fn conv_kernel_layout_on_real_values() {
     }
 }
 
-/// Full size: every converted tensor, put back in TF layout, hashes to what TF read.
-#[test]
-fn converted_resnet_v2_50_equals_tf_bit_for_bit() {
+/// Full size: converts `ckpt` (default options) and checks that every kept tensor, put back in TF
+/// layout, hashes to what TF read (`tf_json`: name + SHA-256 per variable), and that the kept names
+/// are exactly TF's minus the ones the plan reports as dropped.
+fn assert_converted_equals_tf(ckpt: &Path, tf_json: &Path, arch: &str) {
     use sha2::{Digest, Sha256};
-    let dir = reference("resnet_v2_50");
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("r50.safetensors");
-    let plan = convert(&dir.join("v1/model.ckpt"), &ConvertOptions::default(), &out);
-    assert_eq!(plan.arch.unwrap().name(), "resnet_v2_50");
+    let out = tmp.path().join("converted.safetensors");
+    let plan = convert(ckpt, &ConvertOptions::default(), &out);
+    assert_eq!(plan.arch.as_ref().map(|a| a.name()), Some(arch.to_string()), "{}", ckpt.display());
     let ours = Weights::from_safetensors(&out).unwrap();
-    let tf: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("tf_variables_v1.json")).unwrap()).unwrap();
-    assert_eq!(ours.tensors.len(), tf.len());
-    for v in tf {
+    let tf: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(tf_json).unwrap()).unwrap();
+    let dropped: std::collections::BTreeSet<&str> = plan.dropped.iter().map(|(n, _)| n.as_str()).collect();
+    let kept: Vec<&serde_json::Value> = tf.iter().filter(|v| !dropped.contains(v["name"].as_str().unwrap())).collect();
+    assert_eq!(ours.tensors.len(), kept.len(), "{}", ckpt.display());
+    for v in kept {
         let name = v["name"].as_str().unwrap();
         let mut t = ours.tensors[name].shallow_clone();
         if let Some(p) = Layout::of(name, t.dim()).to_tf_perm() {
@@ -90,7 +92,45 @@ fn converted_resnet_v2_50_equals_tf_bit_for_bit() {
         t.copy_data(&mut vals, n);
         let bytes: Vec<u8> = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
         let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hash, v["sha256"].as_str().unwrap(), "{name}");
+        assert_eq!(hash, v["sha256"].as_str().unwrap(), "{}: {name}", ckpt.display());
+    }
+}
+
+fn assert_resnet_converts(depth: u32) {
+    let arch = format!("resnet_v2_{depth}");
+    let dir = reference(&arch);
+    assert_converted_equals_tf(&dir.join("v2/model.ckpt"), &dir.join("tf_variables.json"), &arch);
+    assert_converted_equals_tf(&dir.join("v1/model.ckpt"), &dir.join("tf_variables_v1.json"), &arch);
+}
+
+#[test]
+fn converted_resnet_v2_50_equals_tf_bit_for_bit() {
+    assert_resnet_converts(50);
+}
+
+#[test]
+fn converted_resnet_v2_101_equals_tf_bit_for_bit() {
+    assert_resnet_converts(101);
+}
+
+#[test]
+fn converted_resnet_v2_152_equals_tf_bit_for_bit() {
+    assert_resnet_converts(152);
+}
+
+#[test]
+fn converted_resnet_v2_200_equals_tf_bit_for_bit() {
+    assert_resnet_converts(200);
+}
+
+/// facenet's release layout (folder and .zip); its training head is dropped by default.
+#[test]
+fn converted_facenet_equals_tf_bit_for_bit() {
+    for name in ["facenet_128", "facenet_512"] {
+        let dir = reference(name);
+        let json = dir.join("tf_variables.json");
+        assert_converted_equals_tf(&dir.join("20990101-000000"), &json, "inception_resnet_v1");
+        assert_converted_equals_tf(&dir.join("20990101-000000.zip"), &json, "inception_resnet_v1");
     }
 }
 
