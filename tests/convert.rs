@@ -226,11 +226,24 @@ fn training_checkpoint_leftovers_and_ema() {
     ema.write_safetensors(&ckpt, &out, false, &Default::default(), &|_, _| {}).unwrap();
     let ours = Weights::from_safetensors(&out).unwrap();
     let tf = tf_values_as_weights(&fixture("tiny/train/tf_values.safetensors"));
-    let name = "resnet_v2_tiny/block2/unit_1/bottleneck_v2/conv2/weights";
-    let shadow = &tf.tensors[&format!("{name}/ExponentialMovingAverage")];
-    let shadow = shadow.permute([3, 2, 0, 1]).contiguous(); // the shadow is TF layout too (not named weights)
-    assert_same(&ours.tensors[name], &shadow, name);
-    assert!(!ours.tensors[name].equal(&tf.tensors[name]), "the shadow should differ from the raw weight");
+    assert_eq!(ours.tensors.len(), 126);
+    let mut swapped = 0;
+    for (name, t) in &ours.tensors {
+        match tf.tensors.get(&format!("{name}/ExponentialMovingAverage")) {
+            Some(shadow) => {
+                // The shadow is in TF layout (its name does not end in `weights`): permute it as its weight.
+                let shadow = match Layout::of(name, shadow.dim()).to_torch_perm() {
+                    Some(p) => shadow.permute(p.iter().map(|&x| x as i64).collect::<Vec<_>>().as_slice()).contiguous(),
+                    None => shadow.shallow_clone(),
+                };
+                assert_same(t, &shadow, name);
+                assert!(!t.equal(&tf.tensors[name]), "{name}: the shadow should differ from the raw weight");
+                swapped += 1;
+            }
+            None => assert_same(t, &tf.tensors[name], name),
+        }
+    }
+    assert_eq!(swapped, 82);
 }
 
 /// `--rename` maps scopes; the renamed net is detected and loads under the new scope.
