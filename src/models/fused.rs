@@ -9,7 +9,7 @@
 //! [`channels_last`]). CPU and float32/bfloat16 only.
 
 use crate::error::{Error, Result};
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, c_char};
 use tch::Tensor;
 use torch_sys::C_tensor;
 
@@ -54,6 +54,11 @@ fn ptr(t: Option<&Tensor>) -> *const C_tensor {
     t.map_or(std::ptr::null(), Tensor::as_ptr)
 }
 
+/// The oneDNN post-op name the shim takes.
+fn activation(relu: bool) -> &'static CStr {
+    if relu { c"relu" } else { c"none" }
+}
+
 /// Convolution geometry: symmetric padding, stride and dilation per spatial dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Geometry {
@@ -64,7 +69,7 @@ pub struct Geometry {
 
 /// `relu?(conv(x, w) + b)`.
 pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Geometry, relu: bool) -> Result<Tensor> {
-    let attr = CString::new(if relu { "relu" } else { "none" }).map_err(|e| Error::invalid(e.to_string()))?;
+    let attr = activation(relu);
     let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: all pointers are live tensors or arrays of 2 for the duration of the call; on
     // success `out` is a new heap tensor whose ownership passes to the returned `Tensor`.
@@ -88,7 +93,7 @@ pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Geometry, relu: bool)
 
 /// `acc = relu?(acc + conv(x, w) + b)`, in place.
 pub fn conv_add_(acc: &Tensor, x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Geometry, relu: bool) -> Result<()> {
-    let unary = CString::new(if relu { "relu" } else { "none" }).map_err(|e| Error::invalid(e.to_string()))?;
+    let unary = activation(relu);
     // SAFETY: all pointers are live for the call; the shim writes into `acc` only.
     let err = unsafe {
         slz_conv_add_(
