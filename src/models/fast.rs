@@ -307,21 +307,9 @@ impl FastResNetV2 {
                 }
             }
         }
-        let mut net_out = self.postnorm.run(&h)?;
-        if opts.global_pool {
-            net_out = net_out.f_mean_dim(&[2i64, 3][..], true, None)?;
-            ep.add("global_pool", &net_out);
-        }
-        if let Some(logits) = &self.logits {
-            net_out = logits.run(&net_out, 1, 1, Padding::Same)?;
-            ep.add(format!("{sc}/logits"), &net_out);
-            if opts.spatial_squeeze {
-                net_out = net.squeeze(&net_out)?;
-                ep.add(format!("{sc}/spatial_squeeze"), &net_out);
-            }
-            ep.add("predictions", &net_out.f_softmax(1, net_out.kind())?);
-        }
-        Ok(net_out)
+        let net_out = self.postnorm.run(&h)?;
+        let logits = self.logits.as_ref().map(|l| |x: &Tensor| l.run(x, 1, 1, Padding::Same));
+        net.head(net_out, opts, ep, logits)
     }
 }
 

@@ -284,13 +284,27 @@ impl ResNetV2 {
             }
             ep.add(format!("{sc}/{}", block.scope), &net);
         }
-        net = self.postnorm.forward(&net, train)?.f_relu_()?;
+        let net = self.postnorm.forward(&net, train)?.f_relu_()?;
+        let logits = self.logits.as_ref().map(|l| move |x: &Tensor| l.forward(x, 1, 1, Padding::Same, train));
+        self.head(net, opts, ep, logits)
+    }
+
+    /// What follows `postnorm`: `global_pool`, the logits (run by `logits`, the reference or the
+    /// rewritten layer), `spatial_squeeze` and `predictions`, with slim's end points.
+    pub(crate) fn head(
+        &self,
+        mut net: Tensor,
+        opts: &Options,
+        ep: &mut EndPoints,
+        logits: Option<impl FnOnce(&Tensor) -> Result<Tensor>>,
+    ) -> Result<Tensor> {
+        let sc = self.cfg.scope.as_str();
         if opts.global_pool {
             net = net.f_mean_dim(&[2i64, 3][..], true, None)?;
             ep.add("global_pool", &net);
         }
-        if let Some(logits) = &self.logits {
-            net = logits.forward(&net, 1, 1, Padding::Same, train)?;
+        if let Some(logits) = logits {
+            net = logits(&net)?;
             ep.add(format!("{sc}/logits"), &net);
             if opts.spatial_squeeze {
                 net = self.squeeze(&net)?;
