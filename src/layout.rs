@@ -82,19 +82,12 @@ pub fn permute_bytes(data: &[u8], shape: &[usize], elem: usize, perm: &[usize]) 
     out
 }
 
-/// A plain-old-data element type read and written as little-endian bytes in place.
-trait Elem: Copy + Default {
-    const SIZE: usize;
-}
-impl Elem for u16 {
-    const SIZE: usize = 2;
-}
-impl Elem for u32 {
-    const SIZE: usize = 4;
-}
-impl Elem for u64 {
-    const SIZE: usize = 8;
-}
+/// An integer element type moved as a whole (every bit pattern is valid, so byte buffers may be
+/// viewed as slices of it).
+trait Elem: Copy {}
+impl Elem for u16 {}
+impl Elem for u32 {}
+impl Elem for u64 {}
 
 /// The two kernel layouts and their inverses, as strided 2-D copies; false when `perm` is
 /// another permutation or the buffers are not aligned for `T`.
@@ -102,7 +95,7 @@ fn permute_fast<T: Elem>(data: &[u8], out: &mut [u8], shape: &[usize], perm: &[u
     // SAFETY: every bit pattern is a valid u16/u32/u64; `align_to` only yields the aligned middle.
     let (pre, src, post) = unsafe { data.align_to::<T>() };
     let (pre2, dst, post2) = unsafe { out.align_to_mut::<T>() };
-    if !pre.is_empty() || !post.is_empty() || !pre2.is_empty() || !post2.is_empty() || T::SIZE == 0 {
+    if !pre.is_empty() || !post.is_empty() || !pre2.is_empty() || !post2.is_empty() {
         return false;
     }
     match (shape, perm) {
