@@ -131,6 +131,20 @@ fn tiny_training_mode_matches_tf() {
     assert!((reg - tf_reg).abs() <= 1e-6 * tf_reg.abs(), "weight decay loss {reg} vs TF {tf_reg}");
 }
 
+/// Training-mode gradients of `l2_loss(logits)` (what `slimzoo bench --mode forward-backward`
+/// computes) equal TF's `tf.gradients`, on the reference layout and on the channels-last one.
+#[test]
+fn tiny_training_gradients_match_tf() {
+    let case = reference("tiny_variants").join("training");
+    let opts = options(&read_json(&case.join("options.json")));
+    let x = npy_nchw(&case.join("input.npy"));
+    for channels_last in [false, true] {
+        let mut model = tiny_model(None);
+        let worst = assert_gradients_match(&mut model, &x, &opts, channels_last, &case.join("gradients.safetensors"), TOL);
+        eprintln!("channels_last {channels_last}: worst relative gradient error {worst:e}");
+    }
+}
+
 /// The zoo depths at 224 with 1001 classes: names equal TF's, every end point within tolerance.
 fn zoo_depth(depth: u32) {
     let dir = reference(&format!("resnet_v2_{depth}"));

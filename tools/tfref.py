@@ -532,12 +532,23 @@ def activation_summary(values):
             if v.dtype.kind == "f"}
 
 
+def l2_loss_gradients(output):
+    """{variable name: d l2_loss(output) / d variable} for every trainable variable the loss
+    reaches (tf.gradients; l2_loss(t) = sum(t**2) / 2, the loss of tools/bench_tf.py's
+    forward-backward). Variables it does not reach (a training-mode BN's moving statistics, which
+    facenet puts in the trainable collection) are left out."""
+    variables = tf.trainable_variables()
+    grads = tf.gradients(tf.nn.l2_loss(output), variables)
+    return {v.op.name: gr for v, gr in zip(variables, grads) if gr is not None}
+
+
 def run_resnet(spec, ckpt, x_np, num_classes, is_training=False, global_pool=True, output_stride=None,
                spatial_squeeze=True, ema=False, with_updates=False):
     """Restore `ckpt` into a fresh graph and compute all end points for x_np.
 
-    Returns (end_points, extra) where extra has `updated_stats` and `reg_loss` when with_updates
-    (training mode: the BN update ops run in the same session.run as the forward)."""
+    Returns (end_points, extra) where extra has `updated_stats`, `reg_loss` and `gradients` when
+    with_updates (training mode: the BN update ops run in the same session.run as the forward;
+    `gradients` = tf.gradients(l2_loss(output), trainable variables), see l2_loss_gradients)."""
     g = new_graph()
     with g.as_default():
         x = tf.placeholder(tf.float32, x_np.shape, name="input")
@@ -546,12 +557,13 @@ def run_resnet(spec, ckpt, x_np, num_classes, is_training=False, global_pool=Tru
         saver = restore_saver(variables, ckpt, ema)
         reg = tf.add_n(tf.losses.get_regularization_losses()) if tf.losses.get_regularization_losses() else None
         update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        grads = l2_loss_gradients(eps["output"]) if with_updates else None
         with session(g) as s:
             saver.restore(s, ckpt)
             extra = {}
             if with_updates:
                 before = s.run({v.op.name: v for v in variables if "moving_" in v.op.name})
-                vals, _ = s.run([eps, update_ops], {x: x_np})
+                vals, _, extra["gradients"] = s.run([eps, update_ops, grads], {x: x_np})
                 extra["updated_stats"] = s.run({v.op.name: v for v in variables if "moving_" in v.op.name})
                 extra["stats_before"] = before
                 extra["reg_loss"] = float(s.run(reg)) if reg is not None else 0.0
@@ -627,12 +639,14 @@ def run_facenet(ckpt, x_np, bottleneck, phase_train=False, keep_probability=0.8,
         eps = build_facenet(x, bottleneck, phase_train, keep_probability)
         variables = tf.global_variables()
         saver = restore_saver(variables, ckpt, ema)
+        grads = l2_loss_gradients(eps["output"]) if phase_train else {}
         with session(g) as s:
             saver.restore(s, ckpt)
             extra = {}
             if phase_train:
                 extra["stats_before"] = s.run({v.op.name: v for v in variables if "moving_" in v.op.name})
-            vals = s.run(eps, {x: x_np})   # facenet BN: updates_collections=None, updates run in here
+            # facenet BN: updates_collections=None, the updates run in here
+            vals, extra["gradients"] = s.run([eps, grads], {x: x_np})
             if phase_train:
                 extra["updated_stats"] = s.run({v.op.name: v for v in variables if "moving_" in v.op.name})
     check_finite(vals, "facenet end points")
@@ -1116,7 +1130,7 @@ def cmd_refs(args):
 
 
 # Bumped when the content of reference sets changes, so that stale caches are remade.
-REFS_VERSION = 2
+REFS_VERSION = 3
 
 
 def ref_is_done(final):
@@ -1308,6 +1322,10 @@ def ref_tiny_variants(tmp, cache):
             write_safetensors(os.path.join(d, "updated_stats.safetensors"), extra["updated_stats"],
                               {"doc": "every BN moving_mean/moving_variance after one training-mode forward "
                                       "with the update ops run", "tensorflow": TF_VERSION})
+            check_finite(extra["gradients"], "gradients")
+            write_safetensors(os.path.join(d, "gradients.safetensors"), extra["gradients"],
+                              {"doc": "tf.gradients(tf.nn.l2_loss(output), trainable variables) in training "
+                                      "mode, TF layout (HWIO kernels)", "tensorflow": TF_VERSION})
         write_safetensors(os.path.join(d, "endpoints.safetensors"), eps, endpoint_metadata(opts))
         opts["keys"] = sorted(eps)
         write_json(os.path.join(d, "options.json"), opts)
@@ -1343,6 +1361,10 @@ def ref_facenet_train(tmp, cache):
     write_safetensors(os.path.join(tmp, "updated_stats.safetensors"), extra["updated_stats"],
                       {"doc": "every BN moving_mean/moving_variance after one phase_train=True forward",
                        "tensorflow": TF_VERSION})
+    check_finite(extra["gradients"], "gradients")
+    write_safetensors(os.path.join(tmp, "gradients.safetensors"), extra["gradients"],
+                      {"doc": "tf.gradients(tf.nn.l2_loss(prelogits), trainable variables) with "
+                              "phase_train=True, TF layout (HWIO kernels)", "tensorflow": TF_VERSION})
     write_json(os.path.join(tmp, "options.json"), opts)
     return {"options": opts}
 

@@ -32,7 +32,7 @@ pub fn reference(name: &str) -> PathBuf {
     let cache = std::env::var_os("SLIMZOO_REFS").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/refs"));
     let dir = cache.join(name);
     let done = |d: &Path| {
-        std::fs::read_to_string(d.join("DONE")).is_ok_and(|s| s.contains("\"refs_version\": 2"))
+        std::fs::read_to_string(d.join("DONE")).is_ok_and(|s| s.contains("\"refs_version\": 3"))
     };
     if done(&dir) {
         return dir;
@@ -118,4 +118,55 @@ pub fn with_output(ep: slimzoo::models::endpoints::EndPoints, out: Tensor) -> Ve
     let mut v = ep.into_vec();
     v.push(("output".to_string(), out));
     v
+}
+
+/// Runs `model` in training mode on `x` with gradients, then asserts that the gradient of
+/// `l2_loss(output) = sum(output^2) / 2` with respect to every trainable variable equals TF's
+/// (`expected`: TF's `tf.gradients` per variable name, TF layout) within `tol * max(1, max|tf|)`,
+/// and that exactly TF's variables get one. With `channels_last` the weights and the input are
+/// stored channels-last first (the layout of `slimzoo bench --mode forward-backward`). Returns the
+/// worst relative error.
+pub fn assert_gradients_match(
+    model: &mut slimzoo::arch::Model,
+    x: &Tensor,
+    opts: &slimzoo::arch::RunOptions,
+    channels_last: bool,
+    expected: &Path,
+    tol: f64,
+) -> f64 {
+    let x = if channels_last {
+        model.channels_last_weights().unwrap();
+        slimzoo::models::fused::channels_last(x).unwrap()
+    } else {
+        x.shallow_clone()
+    };
+    let vars = model.variables();
+    for v in vars.values() {
+        if v.requires_grad() {
+            let _ = v.grad().f_zero_();
+        }
+    }
+    let out = model.forward(&x, opts, &mut slimzoo::models::endpoints::EndPoints::none()).unwrap();
+    (out.square().sum(tch::Kind::Float) / 2.0).backward();
+    let tf = tf_values_as_weights(expected);
+    let mut ours: Vec<&str> = vars.iter().filter(|(_, v)| v.requires_grad()).map(|(k, _)| k.as_str()).collect();
+    ours.sort();
+    let theirs: Vec<&str> = tf.tensors.keys().map(String::as_str).collect();
+    assert_eq!(ours, theirs, "variables with a gradient differ from TF's ({})", expected.display());
+    let mut worst = 0f64;
+    let mut failures = Vec::new();
+    for (name, want) in &tf.tensors {
+        let got = vars[name].grad();
+        assert!(got.defined(), "{name}: no gradient");
+        assert_eq!(got.size(), want.size(), "{name}: gradient shape");
+        let scale = want.abs().max().double_value(&[]).max(1.0);
+        let diff = (&got - want).abs().max().double_value(&[]);
+        assert!(diff.is_finite(), "{name}: non-finite gradient difference");
+        worst = worst.max(diff / scale);
+        if diff > tol * scale {
+            failures.push(format!("{name}: max|diff| {diff:e} > {tol:e} * {scale:e}"));
+        }
+    }
+    assert!(failures.is_empty(), "gradients differ from TF ({}):\n{}", expected.display(), failures.join("\n"));
+    worst
 }
