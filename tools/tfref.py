@@ -1597,9 +1597,10 @@ def main(argv=None):
                               "  facenet_128|512          facenet-release-like folder 20990101-000000/ + .zip, "
                               "input_160/input_odd + endpoints_*.safetensors\n"
                               "  tiny_variants            option cases on fixtures/tiny/v2 (each <case>/: "
-                              "input.npy, endpoints.safetensors, options.json)\n"
+                              "input.npy, endpoints.safetensors, options.json; training/ also "
+                              "updated_stats and gradients.safetensors)\n"
                               "  facenet_train            phase_train=True forward on facenet_512's "
-                              "checkpoint + updated BN statistics\n"
+                              "checkpoint + updated BN statistics + gradients of l2_loss(prelogits)\n"
                               "  preprocessing            every preprocessing variant of every "
                               "fixtures/images file")
     p.add_argument("name", choices=REF_NAMES + ["all"], metavar="NAME",
