@@ -95,22 +95,43 @@ pub fn assert_endpoints_match(ours: &[(String, Tensor)], expected: &Path, tol: f
     ours_keys.sort();
     let tf_keys: Vec<&str> = tf.tensors.keys().map(String::as_str).collect();
     assert_eq!(ours_keys, tf_keys, "end point keys differ from TF's ({})", expected.display());
-    let mut worst = 0f64;
-    let mut failures = Vec::new();
+    let mut cmp = Comparison::new(tol);
     for (key, t) in ours {
         let mine = nhwc(t).to_kind(tch::Kind::Float).to_device(tch::Device::Cpu);
-        let theirs = &tf.tensors[key];
-        assert_eq!(mine.size(), theirs.size(), "shape of end point {key}");
+        cmp.check(key, &mine, &tf.tensors[key]);
+    }
+    cmp.finish(&format!("end points differ from TF ({})", expected.display()))
+}
+
+/// Tensor-by-tensor comparison with TF: `max|ours - tf| <= tol * max(1, max|tf|)` per tensor,
+/// every failure collected, the worst relative error kept.
+struct Comparison {
+    tol: f64,
+    worst: f64,
+    failures: Vec<String>,
+}
+
+impl Comparison {
+    fn new(tol: f64) -> Self {
+        Comparison { tol, worst: 0.0, failures: Vec::new() }
+    }
+
+    fn check(&mut self, name: &str, mine: &Tensor, theirs: &Tensor) {
+        assert_eq!(mine.size(), theirs.size(), "{name}: shape");
         let scale = theirs.abs().max().double_value(&[]).max(1.0);
-        let diff = (&mine - theirs).abs().max().double_value(&[]);
-        assert!(diff.is_finite(), "{key}: non-finite difference");
-        worst = worst.max(diff / scale);
-        if diff > tol * scale {
-            failures.push(format!("{key}: max|diff| {diff:e} > {tol:e} * {scale:e}"));
+        let diff = (mine - theirs).abs().max().double_value(&[]);
+        assert!(diff.is_finite(), "{name}: non-finite difference");
+        self.worst = self.worst.max(diff / scale);
+        if diff > self.tol * scale {
+            self.failures.push(format!("{name}: max|diff| {diff:e} > {:e} * {scale:e}", self.tol));
         }
     }
-    assert!(failures.is_empty(), "end points differ from TF ({}):\n{}", expected.display(), failures.join("\n"));
-    worst
+
+    /// Panics with every failure under `what`; returns the worst relative error.
+    fn finish(self, what: &str) -> f64 {
+        assert!(self.failures.is_empty(), "{what}:\n{}", self.failures.join("\n"));
+        self.worst
+    }
 }
 
 /// Every end point of a forward pass, plus `output`.
@@ -153,20 +174,11 @@ pub fn assert_gradients_match(
     ours.sort();
     let theirs: Vec<&str> = tf.tensors.keys().map(String::as_str).collect();
     assert_eq!(ours, theirs, "variables with a gradient differ from TF's ({})", expected.display());
-    let mut worst = 0f64;
-    let mut failures = Vec::new();
+    let mut cmp = Comparison::new(tol);
     for (name, want) in &tf.tensors {
         let got = vars[name].grad();
         assert!(got.defined(), "{name}: no gradient");
-        assert_eq!(got.size(), want.size(), "{name}: gradient shape");
-        let scale = want.abs().max().double_value(&[]).max(1.0);
-        let diff = (&got - want).abs().max().double_value(&[]);
-        assert!(diff.is_finite(), "{name}: non-finite gradient difference");
-        worst = worst.max(diff / scale);
-        if diff > tol * scale {
-            failures.push(format!("{name}: max|diff| {diff:e} > {tol:e} * {scale:e}"));
-        }
+        cmp.check(name, &got, want);
     }
-    assert!(failures.is_empty(), "gradients differ from TF ({}):\n{}", expected.display(), failures.join("\n"));
-    worst
+    cmp.finish(&format!("gradients differ from TF ({})", expected.display()))
 }
