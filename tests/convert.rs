@@ -232,10 +232,7 @@ fn training_checkpoint_leftovers_and_ema() {
         match tf.tensors.get(&format!("{name}/ExponentialMovingAverage")) {
             Some(shadow) => {
                 // The shadow is in TF layout (its name does not end in `weights`): permute it as its weight.
-                let shadow = match Layout::of(name, shadow.dim()).to_torch_perm() {
-                    Some(p) => shadow.permute(p.iter().map(|&x| x as i64).collect::<Vec<_>>().as_slice()).contiguous(),
-                    None => shadow.shallow_clone(),
-                };
+                let shadow = tf_to_torch_layout(name, shadow);
                 assert_same(t, &shadow, name);
                 assert!(!t.equal(&tf.tensors[name]), "{name}: the shadow should differ from the raw weight");
                 swapped += 1;

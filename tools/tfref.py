@@ -542,6 +542,14 @@ def l2_loss_gradients(output):
     return {v.op.name: gr for v, gr in zip(variables, grads) if gr is not None}
 
 
+def write_gradients(dirname, grads, output, mode):
+    """<dirname>/gradients.safetensors: l2_loss_gradients' result, checked finite, TF layout."""
+    check_finite(grads, "gradients")
+    write_safetensors(os.path.join(dirname, "gradients.safetensors"), grads,
+                      {"doc": "tf.gradients(tf.nn.l2_loss(%s), trainable variables) %s, TF layout (HWIO "
+                              "kernels)" % (output, mode), "tensorflow": TF_VERSION})
+
+
 def run_resnet(spec, ckpt, x_np, num_classes, is_training=False, global_pool=True, output_stride=None,
                spatial_squeeze=True, ema=False, with_updates=False):
     """Restore `ckpt` into a fresh graph and compute all end points for x_np.
@@ -1322,10 +1330,7 @@ def ref_tiny_variants(tmp, cache):
             write_safetensors(os.path.join(d, "updated_stats.safetensors"), extra["updated_stats"],
                               {"doc": "every BN moving_mean/moving_variance after one training-mode forward "
                                       "with the update ops run", "tensorflow": TF_VERSION})
-            check_finite(extra["gradients"], "gradients")
-            write_safetensors(os.path.join(d, "gradients.safetensors"), extra["gradients"],
-                              {"doc": "tf.gradients(tf.nn.l2_loss(output), trainable variables) in training "
-                                      "mode, TF layout (HWIO kernels)", "tensorflow": TF_VERSION})
+            write_gradients(d, extra["gradients"], "output", "in training mode")
         write_safetensors(os.path.join(d, "endpoints.safetensors"), eps, endpoint_metadata(opts))
         opts["keys"] = sorted(eps)
         write_json(os.path.join(d, "options.json"), opts)
@@ -1361,10 +1366,7 @@ def ref_facenet_train(tmp, cache):
     write_safetensors(os.path.join(tmp, "updated_stats.safetensors"), extra["updated_stats"],
                       {"doc": "every BN moving_mean/moving_variance after one phase_train=True forward",
                        "tensorflow": TF_VERSION})
-    check_finite(extra["gradients"], "gradients")
-    write_safetensors(os.path.join(tmp, "gradients.safetensors"), extra["gradients"],
-                      {"doc": "tf.gradients(tf.nn.l2_loss(prelogits), trainable variables) with "
-                              "phase_train=True, TF layout (HWIO kernels)", "tensorflow": TF_VERSION})
+    write_gradients(tmp, extra["gradients"], "prelogits", "with phase_train=True")
     write_json(os.path.join(tmp, "options.json"), opts)
     return {"options": opts}
 

@@ -66,12 +66,21 @@ pub fn reference(name: &str) -> PathBuf {
 pub fn tf_values_as_weights(path: &Path) -> Weights {
     let mut w = Weights::from_safetensors(path).unwrap();
     for (name, t) in w.tensors.iter_mut() {
-        if let Some(perm) = Layout::of(name, t.dim()).to_torch_perm() {
-            let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
-            *t = t.permute(perm.as_slice()).contiguous();
-        }
+        *t = tf_to_torch_layout(name, t);
     }
     w
+}
+
+/// A tensor in TF layout, in the tch layout the variable `name` has (kernels HWIO → OIHW, dense
+/// [in, out] → [out, in], anything else as is).
+pub fn tf_to_torch_layout(name: &str, t: &Tensor) -> Tensor {
+    match Layout::of(name, t.dim()).to_torch_perm() {
+        Some(perm) => {
+            let perm: Vec<i64> = perm.iter().map(|&p| p as i64).collect();
+            t.permute(perm.as_slice()).contiguous()
+        }
+        None => t.shallow_clone(),
+    }
 }
 
 /// NHWC for rank 4.
