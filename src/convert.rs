@@ -2,21 +2,22 @@
 //! training leftovers, `--ema`, `--rename`, validation against the net, and the safetensors writer.
 //! Also the way back (`export`): tch-layout safetensors → a V2 checkpoint TF reads.
 
-use crate::arch::{self, ArchSpec, Model, Shapes};
 use crate::ckpt::{self, Checkpoint, DType, TensorData, TensorInfo};
 use crate::error::{Error, Result};
 use crate::layout::{self, Layout};
-use crate::weights::{self, Weights};
+use crate::models::{Arch, TfShapes};
+use crate::safetensors_file::{self, Entry};
+use crate::weights::{self, Shapes, Weights};
 use regex::Regex;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// Why a checkpoint variable is not converted.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Dropped {
+    /// `global_step`.
     GlobalStep,
     /// An optimizer's slot or accumulator (`Momentum`, `Adam_1`, `beta1_power`, …).
     OptimizerSlot(String),
@@ -37,15 +38,14 @@ impl fmt::Display for Dropped {
             Dropped::OptimizerSlot(s) => write!(f, "{s} optimizer slots"),
             Dropped::EmaShadow => write!(f, "ExponentialMovingAverage shadows"),
             Dropped::Tf2Bookkeeping => write!(f, "TF2 bookkeeping"),
-            Dropped::TrainingHead => write!(f, "facenet training head (Logits/centers; --keep-head keeps it)"),
+            Dropped::TrainingHead => write!(f, "facenet training head (Logits/centers; kept on request)"),
             Dropped::NotNumeric(d) => write!(f, "{d} tensors"),
         }
     }
 }
 
 /// Optimizer slot names TF1 optimizers append to a variable's name (`<var>/<slot>`).
-const SLOTS: &[&str] =
-    &["Momentum", "RMSProp", "RMSProp_1", "Adam", "Adam_1", "Adagrad", "Adadelta", "Adadelta_1", "Ftrl", "Ftrl_1"];
+const SLOTS: &[&str] = &["Momentum", "RMSProp", "RMSProp_1", "Adam", "Adam_1", "Adagrad", "Adadelta", "Adadelta_1", "Ftrl", "Ftrl_1"];
 /// Optimizer accumulators that are variables of their own (possibly under a scope).
 const ACCUMULATORS: &[&str] = &["beta1_power", "beta2_power"];
 const EMA: &str = "ExponentialMovingAverage";
@@ -81,17 +81,17 @@ pub fn classify(name: &str, keep_head: bool) -> Option<Dropped> {
 /// A `--rename 'REGEX=REPLACEMENT'` rule (the first `=` separates them; `$1` etc. refer to groups).
 #[derive(Debug, Clone)]
 pub struct Rename {
+    /// What to match.
     pub re: Regex,
+    /// What to put instead (`$1` refers to a group).
     pub replacement: String,
 }
 
 impl std::str::FromStr for Rename {
     type Err = Error;
     fn from_str(s: &str) -> Result<Rename> {
-        let (re, rep) = s
-            .split_once('=')
-            .ok_or_else(|| Error::invalid(format!("--rename '{s}': expected REGEX=REPLACEMENT")))?;
-        let re = Regex::new(re).map_err(|e| Error::invalid(format!("--rename '{s}': bad regex: {e}")))?;
+        let (re, rep) = s.split_once('=').ok_or_else(|| Error::invalid(format!("rename rule '{s}': expected REGEX=REPLACEMENT")))?;
+        let re = Regex::new(re).map_err(|e| Error::invalid(format!("rename rule '{s}': bad regex: {e}")))?;
         Ok(Rename { re, replacement: rep.to_string() })
     }
 }
@@ -114,6 +114,7 @@ pub struct ConvertOptions {
     pub ema: bool,
     /// Keep facenet's `Logits/*` and `centers`.
     pub keep_head: bool,
+    /// `REGEX=REPLACEMENT` rules, applied in order before anything else.
     pub renames: Vec<Rename>,
 }
 
@@ -124,9 +125,11 @@ pub struct Planned {
     pub name: String,
     /// Checkpoint name the value is read from (its EMA shadow with `--ema`).
     pub source: String,
+    /// Its dtype.
     pub dtype: DType,
     /// TF-layout shape.
     pub tf_shape: Vec<u64>,
+    /// How its layout changes from TF's to tch's.
     pub layout: Layout,
 }
 
@@ -140,20 +143,39 @@ impl Planned {
 /// What `convert` will do with a checkpoint, decided from its listing alone.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// What is converted, sorted by name.
     pub tensors: Vec<Planned>,
+    /// What is not converted, with why.
     pub dropped: Vec<(String, Dropped)>,
     /// With `--ema`: kept floating-point weights that had no shadow.
     pub ema_missing: Vec<String>,
+    /// With `--ema`: how many weights were replaced by their shadow.
     pub ema_used: usize,
     /// The net the names were checked against, if any.
-    pub arch: Option<ArchSpec>,
+    pub arch: Option<Arch>,
     /// Where the architecture came from (`--arch`, detection, or why there is none).
     pub arch_note: String,
+    /// The checkpoint's description.
     pub source: String,
 }
 
 impl Plan {
     /// Plans the conversion of `ckpt`; validates against the net unless told not to.
+    ///
+    /// ```
+    /// use slimzoo::ckpt::Checkpoint;
+    /// use slimzoo::convert::Plan;
+    /// let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny");
+    /// let ckpt = Checkpoint::open(dir.join("train"))?; // global step, Momentum slots, EMA shadows
+    /// let plan = Plan::new(&ckpt, &Default::default())?;
+    /// assert_eq!(plan.tensors.len(), 126);
+    /// assert!(plan.dropped_summary().starts_with("dropped 165 variables"));
+    /// let tmp = tempfile::tempdir().map_err(|e| slimzoo::Error::io("tempdir", e))?;
+    /// let out = tmp.path().join("tiny.safetensors");
+    /// plan.write_safetensors(&ckpt, &out, false, &Default::default(), &|_, _| {})?;
+    /// assert_eq!(slimzoo::weights::Weights::from_safetensors(&out)?.tensors.len(), 126);
+    /// # Ok::<(), slimzoo::Error>(())
+    /// ```
     pub fn new(ckpt: &Checkpoint, opts: &ConvertOptions) -> Result<Plan> {
         let source = ckpt.description();
         let mut kept: BTreeMap<String, &TensorInfo> = BTreeMap::new();
@@ -163,10 +185,7 @@ impl Plan {
         for info in ckpt.tensors() {
             let name = rename(&info.name, &opts.renames);
             if let Some(prev) = renamed_from.insert(name.clone(), info.name.clone()) {
-                return Err(Error::invalid(format!(
-                    "--rename maps both '{prev}' and '{}' to '{name}'",
-                    info.name
-                )));
+                return Err(Error::invalid(format!("the rename rules map both '{prev}' and '{}' to '{name}'", info.name)));
             }
             match classify(&name, opts.keep_head) {
                 Some(Dropped::EmaShadow) => {
@@ -175,7 +194,7 @@ impl Plan {
                     dropped.push((name, Dropped::EmaShadow));
                 }
                 Some(why) => dropped.push((name, why)),
-                None if info.dtype.safetensors().is_none() => {
+                None if crate::dtype::to_safetensors(info.dtype).is_none() => {
                     dropped.push((name, Dropped::NotNumeric(info.dtype.tf_name())))
                 }
                 None => {
@@ -222,25 +241,28 @@ impl Plan {
         self.tensors.iter().map(|t| (t.name.clone(), t.torch_shape().iter().map(|&d| d as i64).collect())).collect()
     }
 
+    /// Output names and TF-layout shapes (what nets are recognized from).
+    pub fn tf_shapes(&self) -> TfShapes {
+        self.tensors.iter().map(|t| (t.name.clone(), t.tf_shape.iter().map(|&d| d as i64).collect())).collect()
+    }
+
     fn validate(&mut self, opts: &ConvertOptions) -> Result<()> {
         if opts.no_validate {
-            self.arch_note = "not validated (--no-validate)".into();
+            self.arch_note = "not validated".into();
             return Ok(());
         }
-        let shapes = self.shapes();
-        let strides = opts.blocks.as_deref().map(arch::parse_blocks).transpose()?;
-        let strides: Option<Vec<i64>> =
-            strides.map(|b| b.iter().map(|b| b.units.last().map_or(1, |u| u.stride)).collect());
-        let spec = match &opts.arch {
+        let tf = self.tf_shapes();
+        let hints = crate::load::hints(&BTreeMap::new(), opts.blocks.as_deref());
+        let arch = match &opts.arch {
             Some(name) => {
-                let spec = arch::spec_for(name, opts.blocks.as_deref(), &shapes)?;
-                self.arch_note = format!("{spec} (--arch {name})");
-                spec
+                let arch = Arch::resolve(name, Some(&tf), &hints)?;
+                self.arch_note = format!("{arch} (as named: {name})");
+                arch
             }
-            None => match arch::detect(&shapes, strides.as_deref()) {
-                Ok(spec) => {
-                    self.arch_note = format!("{spec} (detected from the names)");
-                    spec
+            None => match Arch::detect(&tf, &hints) {
+                Ok(arch) => {
+                    self.arch_note = format!("{arch} (detected from the names)");
+                    arch
                 }
                 Err(e) => {
                     self.arch_note = format!("unknown net, names not validated: {e}");
@@ -248,12 +270,12 @@ impl Plan {
                 }
             },
         };
-        let want = tch::no_grad(|| Model::new(&spec, tch::Device::Cpu))?.shapes();
-        let m = weights::compare(&want, &shapes, &spec.to_string(), &self.source);
+        let want = arch.variables()?.shapes();
+        let m = weights::compare(&want, &self.shapes(), &arch.to_string(), &self.source);
         if !m.is_empty() {
             return Err(Error::Mismatch(Box::new(m)));
         }
-        self.arch = Some(spec);
+        self.arch = Some(arch);
         Ok(())
     }
 
@@ -274,10 +296,10 @@ impl Plan {
     pub fn read(&self, ckpt: &Checkpoint, t: &Planned) -> Result<TensorData> {
         let data = ckpt.read(&t.source)?;
         let Some(perm) = t.layout.to_torch_perm() else { return Ok(data) };
-        let elem = data.dtype.size().ok_or_else(|| Error::Tensor {
-            name: t.name.clone(),
-            reason: format!("dtype {} has no element size", data.dtype.tf_name()),
-        })?;
+        let elem = data
+            .dtype
+            .size()
+            .ok_or_else(|| Error::Tensor { name: t.name.clone(), reason: format!("dtype {} has no element size", data.dtype.tf_name()) })?;
         let shape: Vec<usize> = data.shape.iter().map(|&d| d as usize).collect();
         let bytes = layout::permute_bytes(&data.data, &shape, elem, perm);
         Ok(TensorData { dtype: data.dtype, shape: layout::permute_shape(&data.shape, Some(perm)), data: bytes })
@@ -320,12 +342,9 @@ impl Plan {
     ) -> Result<()> {
         let mut meta = self.metadata();
         meta.extend(extra_metadata.clone());
-        let entries: Vec<StEntry> = self
-            .tensors
-            .iter()
-            .map(|t| StEntry { name: t.name.clone(), dtype: t.dtype, shape: t.torch_shape() })
-            .collect::<Vec<_>>();
-        write_safetensors(out, overwrite, &meta, &entries, &|i| self.read(ckpt, &self.tensors[i]), progress)
+        let entries: Vec<Entry> =
+            self.tensors.iter().map(|t| Entry { name: t.name.clone(), dtype: t.dtype, shape: t.torch_shape() }).collect();
+        safetensors_file::write(out, overwrite, &meta, &entries, &|i| self.read(ckpt, &self.tensors[i]), progress)
     }
 }
 
@@ -333,141 +352,13 @@ fn is_float(d: DType) -> bool {
     matches!(d, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
 }
 
-/// The checkpoint dtype of a safetensors dtype (the inverse of [`DType::safetensors`]).
-fn dtype_from_safetensors(d: safetensors::Dtype) -> Option<DType> {
-    use safetensors::Dtype as S;
-    Some(match d {
-        S::F32 => DType::F32,
-        S::F64 => DType::F64,
-        S::F16 => DType::F16,
-        S::BF16 => DType::BF16,
-        S::I8 => DType::I8,
-        S::I16 => DType::I16,
-        S::I32 => DType::I32,
-        S::I64 => DType::I64,
-        S::U8 => DType::U8,
-        S::U16 => DType::U16,
-        S::U32 => DType::U32,
-        S::U64 => DType::U64,
-        S::BOOL => DType::Bool,
-        _ => return None,
-    })
-}
-
 /// A tch tensor holding `d`'s values.
 pub fn tensor_from(name: &str, d: &TensorData) -> Result<Tensor> {
-    let st = d.dtype.safetensors().ok_or_else(|| Error::Tensor {
-        name: name.to_string(),
-        reason: format!("dtype {} cannot be a torch tensor", d.dtype.tf_name()),
-    })?;
-    let kind = weights::kind_of(st).ok_or_else(|| Error::Tensor {
-        name: name.to_string(),
-        reason: format!("dtype {} has no torch equivalent", d.dtype.tf_name()),
-    })?;
+    let kind = crate::dtype::to_safetensors(d.dtype)
+        .and_then(crate::dtype::kind_of)
+        .ok_or_else(|| Error::Tensor { name: name.to_string(), reason: format!("dtype {} has no torch equivalent", d.dtype) })?;
     let shape: Vec<i64> = d.shape.iter().map(|&s| s as i64).collect();
     Ok(Tensor::f_from_data_size(&d.data, &shape, kind)?)
-}
-
-/// One tensor of a safetensors file being written.
-#[derive(Debug, Clone)]
-pub struct StEntry {
-    pub name: String,
-    pub dtype: DType,
-    pub shape: Vec<u64>,
-}
-
-/// Writes a safetensors file whose tensors are produced by `fill(i)`, on a few threads that each
-/// hold one tensor at a time and write it at its offset (so memory holds a tensor per thread, not
-/// the file). Layout (safetensors' spec): u64 LE header length, a JSON header
-/// `{"__metadata__": {..}, "<name>": {"dtype", "shape", "data_offsets": [begin, end]}, …}` padded
-/// with spaces to a multiple of 8 bytes, then the tensors' bytes back to back.
-pub fn write_safetensors(
-    out: &Path,
-    overwrite: bool,
-    metadata: &BTreeMap<String, String>,
-    entries: &[StEntry],
-    fill: &(dyn Fn(usize) -> Result<TensorData> + Sync),
-    progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<()> {
-    let mut header = serde_json::Map::new();
-    if !metadata.is_empty() {
-        header.insert("__metadata__".into(), serde_json::to_value(metadata).map_err(|e| Error::invalid(e.to_string()))?);
-    }
-    let mut offset = 0u64;
-    let mut offsets = Vec::with_capacity(entries.len());
-    let mut seen = BTreeSet::new();
-    for e in entries {
-        if !seen.insert(&e.name) {
-            return Err(Error::invalid(format!("duplicate tensor name '{}'", e.name)));
-        }
-        let st = e.dtype.safetensors().ok_or_else(|| Error::Tensor {
-            name: e.name.clone(),
-            reason: format!("dtype {} cannot be stored in safetensors", e.dtype.tf_name()),
-        })?;
-        let size = e
-            .shape
-            .iter()
-            .try_fold(e.dtype.size().unwrap_or(0) as u64, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| Error::Tensor { name: e.name.clone(), reason: format!("shape {:?} overflows", e.shape) })?;
-        header.insert(
-            e.name.clone(),
-            serde_json::json!({"dtype": st.to_string(), "shape": e.shape, "data_offsets": [offset, offset + size]}),
-        );
-        offsets.push((offset, size));
-        offset += size;
-    }
-    let mut json = serde_json::to_vec(&header).map_err(|e| Error::invalid(e.to_string()))?;
-    json.resize(json.len().div_ceil(8) * 8, b' ');
-    let total = offset;
-    let data_start = 8 + json.len() as u64;
-    crate::io::write_atomic_with(out, overwrite, |w| {
-        use std::os::unix::fs::FileExt;
-        use std::sync::Mutex;
-        use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-        let io = |e: std::io::Error| Error::io(out, e);
-        w.write_all(&(json.len() as u64).to_le_bytes()).map_err(io)?;
-        w.write_all(&json).map_err(io)?;
-        w.flush().map_err(io)?;
-        let file = w.get_ref();
-        file.set_len(data_start + total).map_err(io)?;
-        let (next, done) = (AtomicUsize::new(0), AtomicU64::new(0));
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let work = || -> Result<()> {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= entries.len() || failed.lock().map_or(true, |f| f.is_some()) {
-                    return Ok(());
-                }
-                let (e, (off, size)) = (&entries[i], offsets[i]);
-                let d = fill(i)?;
-                if d.data.len() as u64 != size || d.shape != e.shape {
-                    return Err(Error::Tensor {
-                        name: e.name.clone(),
-                        reason: format!("produced shape {:?} ({} bytes), expected {:?}", d.shape, d.data.len(), e.shape),
-                    });
-                }
-                file.write_all_at(&d.data, data_start + off).map_err(io)?;
-                progress(done.fetch_add(size, Ordering::Relaxed) + size, total);
-            }
-        };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    if let Err(e) = work() {
-                        if let Ok(mut f) = failed.lock() {
-                            f.get_or_insert(e);
-                        }
-                    }
-                });
-            }
-        });
-        match failed.into_inner() {
-            Ok(None) => Ok(()),
-            Ok(Some(e)) => Err(e),
-            Err(_) => Err(Error::invalid("a conversion thread panicked")),
-        }
-    })
 }
 
 /// `slimzoo export`: a tch-layout safetensors file back to a V2 checkpoint at `prefix`
@@ -475,30 +366,25 @@ pub fn write_safetensors(
 pub fn export(input: &Path, prefix: &Path, overwrite: bool) -> Result<usize> {
     let index = PathBuf::from(format!("{}.index", prefix.display()));
     if !overwrite && index.exists() {
-        return Err(Error::bad_file(&index, "already exists (use --force to overwrite)"));
+        return Err(Error::Output(format!("{}: already exists (use --force to overwrite)", index.display())));
     }
-    let file = std::fs::File::open(input).map_err(|e| Error::io(input, e))?;
-    // SAFETY: read-only map used only within this function.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(input, e))?;
-    let st = safetensors::SafeTensors::deserialize(&map)
-        .map_err(|e| Error::bad_file(input, format!("not a safetensors file: {e}")))?;
-    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
-    names.sort();
+    let st = safetensors_file::Mapped::open(input)?;
+    let names = st.names()?;
     let count = names.len();
     let mut iter = names.into_iter().map(|name| -> std::result::Result<(String, TensorData), ckpt::CkptError> {
-        let view = st.tensor(&name).map_err(|e| ckpt::CkptError::Write { file: input.display().to_string(), reason: e.to_string() })?;
-        let dtype = dtype_from_safetensors(view.dtype()).ok_or_else(|| ckpt::CkptError::Write {
-            file: input.display().to_string(),
-            reason: format!("tensor '{name}': dtype {:?} has no TF equivalent", view.dtype()),
-        })?;
-        let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
-        let lay = Layout::of(&name, shape.len());
-        let data = match (lay.to_tf_perm(), dtype.size()) {
+        let write_err = |e: Error| ckpt::CkptError::Write { file: input.display().to_string(), reason: e.to_string() };
+        let d = st.tensor_data(&name).map_err(write_err)?;
+        let lay = Layout::of(&name, d.shape.len());
+        let data = match (lay.to_tf_perm(), d.dtype.size()) {
             (Some(perm), Some(elem)) => {
-                let s: Vec<usize> = view.shape().to_vec();
-                TensorData { dtype, shape: layout::permute_shape(&shape, Some(perm)), data: layout::permute_bytes(view.data(), &s, elem, perm) }
+                let s: Vec<usize> = d.shape.iter().map(|&x| x as usize).collect();
+                TensorData {
+                    dtype: d.dtype,
+                    shape: layout::permute_shape(&d.shape, Some(perm)),
+                    data: layout::permute_bytes(&d.data, &s, elem, perm),
+                }
             }
-            _ => TensorData { dtype, shape, data: view.data().to_vec() },
+            _ => d,
         };
         Ok((name, data))
     });
@@ -545,8 +431,7 @@ mod tests {
 
     #[test]
     fn renames_apply_in_order() {
-        let rules: Vec<Rename> =
-            ["^resnet_v2_50/=resnet/", "^outer/(.*)$=$1"].iter().map(|s| s.parse().unwrap()).collect();
+        let rules: Vec<Rename> = ["^resnet_v2_50/=resnet/", "^outer/(.*)$=$1"].iter().map(|s| s.parse().unwrap()).collect();
         assert_eq!(rename("resnet_v2_50/conv1/weights", &rules), "resnet/conv1/weights");
         assert_eq!(rename("outer/resnet_v2_50/conv1/weights", &rules), "resnet_v2_50/conv1/weights");
         assert!("no-equals-sign".parse::<Rename>().is_err());

@@ -1,34 +1,55 @@
 //! The library's error type. Every variant carries enough context to name the file, the tensor or
-//! the option at fault; the CLI adds its own context with `anyhow` and prints the whole chain.
+//! the value at fault; the CLI adds its own context with `anyhow` and prints the whole chain.
+//! Library messages never name command-line flags.
 
 use std::fmt;
 use std::path::PathBuf;
 
+/// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong in the library.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a TF checkpoint failed.
     #[error(transparent)]
     Ckpt(#[from] crate::ckpt::CkptError),
 
+    /// An output file could not be written (it exists and overwriting was not asked for, …).
+    #[error("{0}")]
+    Output(String),
+
     /// A torch operation failed (bad shapes reaching libtorch, out of memory, …).
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
 
+    /// An I/O error on a file.
     #[error("{}: {source}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
 
     /// A file's content is not what it should be (npy, safetensors, image, …).
     #[error("{}: {reason}", path.display())]
-    BadFile { path: PathBuf, reason: String },
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 
+    /// A variable name tch cannot represent.
     #[error("variable name '{name}' cannot be used: {reason}")]
-    InvalidName { name: String, reason: String },
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 
     /// An option or an input that the net cannot take, worded like TF's own error where TF has one.
     #[error("{0}")]
@@ -38,17 +59,33 @@ pub enum Error {
     #[error("{0}")]
     Mismatch(Box<Mismatch>),
 
+    /// A tensor that cannot be used, named.
     #[error("tensor '{name}': {reason}")]
-    Tensor { name: String, reason: String },
+    Tensor {
+        /// The tensor's name.
+        name: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// A frozen model used after its model's weights changed.
+    #[error("the model's weights changed after it was frozen (first changed variable: {variable}); freeze it again")]
+    Stale {
+        /// The first variable found changed.
+        variable: String,
+    },
 }
 
 impl Error {
+    /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
+    /// A file whose content is wrong, with the reason.
     pub fn bad_file(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::BadFile { path: path.into(), reason: reason.into() }
     }
+    /// An invalid argument or input.
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
     }
@@ -70,6 +107,7 @@ pub struct Mismatch {
 }
 
 impl Mismatch {
+    /// True when the weights fit.
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.unexpected.is_empty() && self.shape.is_empty()
     }
@@ -96,20 +134,8 @@ impl fmt::Display for Mismatch {
             }
             Ok(())
         };
-        list(
-            f,
-            "missing from the weights (the net needs them)",
-            self.missing.iter().map(|(n, s)| format!("{n} {s:?}")).collect(),
-        )?;
-        list(
-            f,
-            "unexpected (the net has no such variable)",
-            self.unexpected.iter().map(|(n, s)| format!("{n} {s:?}")).collect(),
-        )?;
-        list(
-            f,
-            "shape differs (net vs weights)",
-            self.shape.iter().map(|(n, a, b)| format!("{n}: {a:?} vs {b:?}")).collect(),
-        )
+        list(f, "missing from the weights (the net needs them)", self.missing.iter().map(|(n, s)| format!("{n} {s:?}")).collect())?;
+        list(f, "unexpected (the net has no such variable)", self.unexpected.iter().map(|(n, s)| format!("{n} {s:?}")).collect())?;
+        list(f, "shape differs (net vs weights)", self.shape.iter().map(|(n, a, b)| format!("{n}: {a:?} vs {b:?}")).collect())
     }
 }

@@ -205,7 +205,9 @@ mod tests {
     #[test]
     fn fast_paths_equal_generic() {
         for elem in [1usize, 2, 4, 8] {
-            for (shape, perm) in [(vec![3usize, 2, 37, 45], vec![3usize, 2, 0, 1]), (vec![45, 37, 3, 2], vec![2, 3, 1, 0]), (vec![70, 33], vec![1, 0])] {
+            for (shape, perm) in
+                [(vec![3usize, 2, 37, 45], vec![3usize, 2, 0, 1]), (vec![45, 37, 3, 2], vec![2, 3, 1, 0]), (vec![70, 33], vec![1, 0])]
+            {
                 let n: usize = shape.iter().product::<usize>() * elem;
                 let data: Vec<u8> = (0..n).map(|v| (v * 7 % 251) as u8).collect();
                 let mut generic = vec![0u8; n];

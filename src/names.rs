@@ -54,10 +54,7 @@ mod tests {
             assert!(!vs.contains('/'), "{vs}");
             assert_eq!(vs_to_tf(&vs), name);
         }
-        assert_eq!(
-            tf_to_vs("resnet_v2_50/conv1/weights").unwrap(),
-            "resnet_v2_50.conv1.weights"
-        );
+        assert_eq!(tf_to_vs("resnet_v2_50/conv1/weights").unwrap(), "resnet_v2_50.conv1.weights");
     }
 
     #[test]

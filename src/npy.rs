@@ -15,10 +15,15 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// numpy itself refuses headers above this size.
 const MAX_HEADER: usize = 1 << 20;
 
+/// Converts one stored element (its bytes, big-endian or not) to f32.
+type Convert = fn(&[u8], bool) -> f32;
+
 /// A float32 array read from a `.npy` file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Values, row-major.
     pub data: Vec<f32>,
 }
 
@@ -26,6 +31,16 @@ pub struct Array {
 pub fn read(path: &Path) -> Result<Array> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse(&bytes).map_err(|reason| Error::bad_file(path, format!("not a usable .npy file: {reason}")))
+}
+
+/// Reads a float32 NHWC batch (`[N, H, W, C]`, what one feeds TF) as an NCHW tensor.
+pub fn read_nchw(path: &Path) -> Result<tch::Tensor> {
+    let a = read(path)?;
+    if a.shape.len() != 4 {
+        return Err(Error::bad_file(path, format!("expected an NHWC batch [N, H, W, C], got shape {:?}", a.shape)));
+    }
+    let dims: Vec<i64> = a.shape.iter().map(|&d| d as i64).collect();
+    Ok(tch::Tensor::f_from_slice(&a.data)?.f_view(dims.as_slice())?.f_permute([0, 3, 1, 2])?.f_contiguous()?)
 }
 
 /// Parses `.npy` bytes.
@@ -56,7 +71,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
     let shape_txt = dict_value(header, "shape").ok_or("header has no 'shape'")?;
     let shape = parse_shape(shape_txt)?;
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
-    let (elem, convert): (usize, fn(&[u8], bool) -> f32) = match descr.trim_start_matches(['<', '>', '|', '=']) {
+    let (elem, convert): (usize, Convert) = match descr.trim_start_matches(['<', '>', '|', '=']) {
         "f4" => (4, |b, be| f32::from_bits(read_u32(b, be))),
         "f8" => (8, |b, be| f64::from_bits(read_u64(b, be)) as f32),
         "f2" => (2, |b, be| f16_to_f32(read_u16(b, be))),
@@ -75,10 +90,7 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
     let need = count.checked_mul(elem).ok_or("shape overflows")?;
     let data = &bytes[end..];
     if data.len() != need {
-        return Err(format!(
-            "shape {shape:?} of '{descr}' needs {need} data bytes, the file has {}",
-            data.len()
-        ));
+        return Err(format!("shape {shape:?} of '{descr}' needs {need} data bytes, the file has {}", data.len()));
     }
     let data = data.chunks_exact(elem).map(|c| convert(c, big_endian)).collect();
     Ok(Array { shape, data })
@@ -161,9 +173,10 @@ pub fn to_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Writes `data` of `shape` as a float32 `.npy` file, atomically.
-pub fn write(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    crate::io::write_atomic(path, true, |f| f.write_all(&to_bytes(shape, data)))
+/// Writes `data` of `shape` as a float32 `.npy` file, atomically; an existing file is replaced
+/// only when `overwrite`.
+pub fn write(path: &Path, overwrite: bool, shape: &[usize], data: &[f32]) -> Result<()> {
+    crate::io::write_atomic(path, overwrite, |f| f.write_all(&to_bytes(shape, data)).map_err(|e| Error::io(path, e)))
 }
 
 #[cfg(test)]

@@ -13,10 +13,47 @@
 use crate::error::{Error, Result};
 use std::path::Path;
 
+/// How a model's inputs must be prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preprocessing {
+    /// slim's inception eval preprocessing: central crop 0.875, bilinear resize, `[-1, 1]`.
+    Inception,
+    /// facenet's fixed standardization `(x - 127.5) / 128` on aligned 160x160 RGB faces.
+    FacenetFixed,
+    /// MTCNN's `(x - 127.5) * 0.0078125` (done by the face detector).
+    Mtcnn,
+    /// None known: the net takes prepared tensors.
+    None,
+}
+
+impl Preprocessing {
+    /// One line for people.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Preprocessing::Inception => "inception: RGB [0,1], central crop 0.875, bilinear resize, then (x-0.5)*2 into [-1,1]",
+            Preprocessing::FacenetFixed => "facenet fixed standardization: aligned RGB face, (x-127.5)/128",
+            Preprocessing::Mtcnn => "MTCNN: RGB, (x-127.5)*0.0078125, x and y transposed (the face detector does it)",
+            Preprocessing::None => "none: the net takes prepared tensors",
+        }
+    }
+
+    /// The image side the published weights expect (slim's zoo ResNets were evaluated at 299).
+    pub fn default_size(&self) -> usize {
+        match self {
+            Preprocessing::Inception => 299,
+            Preprocessing::FacenetFixed => 160,
+            Preprocessing::Mtcnn => 12,
+            Preprocessing::None => 224,
+        }
+    }
+}
+
 /// An HWC float32 image.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
+    /// Rows.
     pub height: usize,
+    /// Columns.
     pub width: usize,
     /// RGB, row-major HWC.
     pub data: Vec<f32>,
@@ -28,10 +65,8 @@ const MAX_DECODE_BYTES: u64 = 1 << 30;
 /// Decodes an image file to RGB with values 0..=255 (grayscale is replicated, alpha dropped).
 pub fn load_rgb(path: &Path) -> Result<Image> {
     let bad = |reason: String| Error::bad_file(path, reason);
-    let mut reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| Error::io(path, e))?;
+    let mut reader =
+        image::ImageReader::open(path).map_err(|e| Error::io(path, e))?.with_guessed_format().map_err(|e| Error::io(path, e))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
@@ -89,6 +124,7 @@ impl Image {
         Image { height: out_h, width: out_w, data }
     }
 
+    /// Every value through `f`.
     pub fn map(mut self, f: impl Fn(f32) -> f32) -> Image {
         self.data.iter_mut().for_each(|v| *v = f(*v));
         self
@@ -109,11 +145,7 @@ impl Image {
 
 /// slim's inception eval preprocessing of a 0..255 RGB image to `size`x`size` in [-1, 1].
 pub fn inception_eval(img: &Image, size: usize) -> Image {
-    img.clone()
-        .map(|v| v * (1.0 / 255.0))
-        .central_crop(0.875)
-        .resize_bilinear(size, size)
-        .map(|v| (v - 0.5) * 2.0)
+    img.clone().map(|v| v * (1.0 / 255.0)).central_crop(0.875).resize_bilinear(size, size).map(|v| (v - 0.5) * 2.0)
 }
 
 /// How facenet images are standardized.
@@ -151,10 +183,7 @@ pub fn stack(images: &[Image]) -> Result<(Vec<usize>, Vec<f32>)> {
     };
     let (h, w) = (first.height, first.width);
     if let Some(other) = images.iter().find(|i| (i.height, i.width) != (h, w)) {
-        return Err(Error::invalid(format!(
-            "images of different sizes in one batch: {h}x{w} and {}x{}",
-            other.height, other.width
-        )));
+        return Err(Error::invalid(format!("images of different sizes in one batch: {h}x{w} and {}x{}", other.height, other.width)));
     }
     Ok((vec![images.len(), h, w, 3], images.iter().flat_map(|i| i.data.iter().copied()).collect()))
 }

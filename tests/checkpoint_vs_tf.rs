@@ -53,12 +53,7 @@ fn fixture_checkpoint(dir: &str, expect_format: Format) {
         let tf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(strings_file).unwrap()).unwrap();
         for (name, v) in tf.as_object().unwrap() {
             let want: Vec<String> = v["hex"].as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect();
-            let got: Vec<String> = ckpt
-                .read_string(name)
-                .unwrap()
-                .iter()
-                .map(|s| s.iter().map(|b| format!("{b:02x}")).collect())
-                .collect();
+            let got: Vec<String> = ckpt.read_string(name).unwrap().iter().map(|s| s.iter().map(|b| format!("{b:02x}")).collect()).collect();
             assert_eq!(got, want, "string tensor {name}");
         }
     }
@@ -98,12 +93,7 @@ fn every_dtype_v1() {
 #[test]
 fn every_input_form_opens_the_same_checkpoint() {
     let dir = fixture("tiny/v2");
-    let forms = [
-        dir.clone(),
-        dir.join("model.ckpt"),
-        dir.join("model.ckpt.index"),
-        dir.join("model.ckpt.data-00000-of-00001"),
-    ];
+    let forms = [dir.clone(), dir.join("model.ckpt"), dir.join("model.ckpt.index"), dir.join("model.ckpt.data-00000-of-00001")];
     let want = Checkpoint::open(&forms[1]).unwrap().tensors().to_vec();
     for f in &forms {
         assert_eq!(Checkpoint::open(f).unwrap().tensors(), &want[..], "{}", f.display());

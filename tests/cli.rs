@@ -58,12 +58,8 @@ fn inspect_lists_like_tf() {
     assert_eq!(lines.len(), 127);
     assert_eq!(lines[0], "resnet_v2_tiny/block1/unit_1/bottleneck_v2/conv1/BatchNorm/beta (float32) [4]");
     assert!(lines.contains(&"resnet_v2_tiny/conv1/weights (float32) [7, 7, 3, 64]"));
-    let params: u64 = Weights::from_safetensors(&fixture("tiny/v1/tf_values.safetensors"))
-        .unwrap()
-        .tensors
-        .values()
-        .map(|t| t.numel() as u64)
-        .sum();
+    let params: u64 =
+        Weights::from_safetensors(&fixture("tiny/v1/tf_values.safetensors")).unwrap().tensors.values().map(|t| t.numel() as u64).sum();
     assert!(lines[126].starts_with(&format!("# 126 variables, {params} parameters, {} bytes", params * 4)), "{}", lines[126]);
 
     let (json, _) = ok(&["inspect", "--json", s(&fixture("dtypes/v2"))]);
@@ -81,7 +77,13 @@ fn inspect_lists_like_tf() {
 #[test]
 fn zoo_lists_the_published_files() {
     let (out, _) = ok(&["zoo"]);
-    for f in ["resnet_v2_50_2017_04_14.tar.gz", "resnet_v2_101_2017_04_14.tar.gz", "resnet_v2_152_2017_04_14.tar.gz", "20180402-114759.zip", "20180408-102900.zip"] {
+    for f in [
+        "resnet_v2_50_2017_04_14.tar.gz",
+        "resnet_v2_101_2017_04_14.tar.gz",
+        "resnet_v2_152_2017_04_14.tar.gz",
+        "20180402-114759.zip",
+        "20180408-102900.zip",
+    ] {
         assert!(out.contains(f), "{out}");
     }
     assert!(out.contains("75.6") && out.contains("0.9965"));
@@ -128,11 +130,23 @@ fn convert_then_features_match_tf_for_every_option() {
     }
     // TF's errors for impossible options.
     let input = variants.join("os12_error/input.npy");
-    fails(&["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--output-stride", "12"], &["The target output_stride cannot be reached."]);
-    fails(&["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--output-stride", "6"], &["The output_stride needs to be a multiple of 4."]);
+    fails(
+        &["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--output-stride", "12"],
+        &["The target output_stride cannot be reached."],
+    );
+    fails(
+        &["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--output-stride", "6"],
+        &["The output_stride needs to be a multiple of 4."],
+    );
     let input = variants.join("squeeze_error/input.npy");
-    fails(&["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--no-global-pool"], &["spatial_squeeze", "Can not squeeze dim[1]"]);
-    fails(&["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--end-points", "resnet_v2_tiny/nope"], &["no end point named resnet_v2_tiny/nope", "resnet_v2_tiny/block1"]);
+    fails(
+        &["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--no-global-pool"],
+        &["spatial_squeeze", "Can not squeeze dim[1]"],
+    );
+    fails(
+        &["features", "--weights", s(&st), "--input", s(&input), "-o", s(&tmp.path().join("x.st")), "--end-points", "resnet_v2_tiny/nope"],
+        &["no end point named resnet_v2_tiny/nope", "resnet_v2_tiny/block1"],
+    );
 }
 
 #[test]
@@ -140,7 +154,18 @@ fn features_on_images_and_selected_end_points() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("img.safetensors");
     let img = fixture("images/rgb_173x131.png");
-    ok(&["features", "--weights", s(&fixture("tiny/v2")), "--input", s(&img), s(&fixture("images/gray_45x38.png")), "-o", s(&out), "--end-points", "resnet_v2_tiny/block2,predictions"]);
+    ok(&[
+        "features",
+        "--weights",
+        s(&fixture("tiny/v2")),
+        "--input",
+        s(&img),
+        s(&fixture("images/gray_45x38.png")),
+        "-o",
+        s(&out),
+        "--end-points",
+        "resnet_v2_tiny/block2,predictions",
+    ]);
     let w = Weights::from_safetensors(&out).unwrap();
     assert_eq!(w.tensors.keys().collect::<Vec<_>>(), vec!["output", "predictions", "resnet_v2_tiny/block2"]);
     // 299 inception input: block2 is at stride 16 → 19x19.
@@ -185,7 +210,10 @@ fn embed_and_compare_match_tf() {
     std::fs::copy(fixture("images/rgb_173x131.png"), faces.join("b.png")).unwrap();
     std::fs::write(faces.join("broken.jpg"), b"not a jpeg").unwrap();
     let csv = tmp.path().join("e.csv");
-    let err = fails(&["embed", "--weights", s(&dir.join("20990101-000000")), s(&faces), "--flip", "-o", s(&csv)], &["broken.jpg", "1 files could not be embedded"]);
+    let err = fails(
+        &["embed", "--weights", s(&dir.join("20990101-000000")), s(&faces), "--flip", "-o", s(&csv)],
+        &["broken.jpg", "1 files could not be embedded"],
+    );
     assert!(err.contains("2 embeddings of dimension 1024"), "{err}");
     let text = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(text.lines().count(), 2);
@@ -239,7 +267,10 @@ fn bad_input_gives_clear_errors() {
     // Broken inputs to features.
     std::fs::write(t.join("bad.npy"), b"\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'}").unwrap();
     fails(&["features", "--weights", s(&v2), "--input", s(&t.join("bad.npy")), "-o", s(&t.join("f.st"))], &["bad.npy"]);
-    fails(&["features", "--weights", s(&t.join("junk.ckpt")), "--input", s(&fixture("tiny/input.npy")), "-o", s(&t.join("f.st"))], &["junk.ckpt"]);
+    fails(
+        &["features", "--weights", s(&t.join("junk.ckpt")), "--input", s(&fixture("tiny/input.npy")), "-o", s(&t.join("f.st"))],
+        &["junk.ckpt"],
+    );
     // A safetensors file that is not one.
     let fake = t.join("fake.safetensors");
     let mut b = 40u64.to_le_bytes().to_vec();
@@ -247,8 +278,14 @@ fn bad_input_gives_clear_errors() {
     std::fs::write(&fake, &b).unwrap();
     fails(&["features", "--weights", s(&fake), "--input", s(&fixture("tiny/input.npy")), "-o", s(&t.join("f.st"))], &["fake.safetensors"]);
     // Weights of the wrong architecture.
-    fails(&["features", "--arch", "resnet_v2_50", "--weights", s(&v2), "--input", s(&fixture("tiny/input.npy")), "-o", s(&t.join("f.st"))], &["missing", "unexpected", "resnet_v2_50/conv1/weights", "resnet_v2_tiny/conv1/weights"]);
+    fails(
+        &["features", "--arch", "resnet_v2_50", "--weights", s(&v2), "--input", s(&fixture("tiny/input.npy")), "-o", s(&t.join("f.st"))],
+        &["missing", "unexpected", "resnet_v2_50/conv1/weights", "resnet_v2_tiny/conv1/weights"],
+    );
     // Unknown options and values.
-    fails(&["features", "--arch", "vgg_16", "--weights", s(&v2), "--input", s(&fixture("tiny/input.npy")), "-o", s(&t.join("f.st"))], &["unknown architecture 'vgg_16'"]);
+    fails(
+        &["features", "--arch", "vgg_16", "--weights", s(&v2), "--input", s(&fixture("tiny/input.npy")), "-o", s(&t.join("f.st"))],
+        &["unknown architecture 'vgg_16'"],
+    );
     fails(&["convert", s(&v2), "-o", s(&t.join("r.st")), "--rename", "([=x"], &["--rename"]);
 }

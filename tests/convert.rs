@@ -179,14 +179,7 @@ fn export_round_trips_through_tf() {
     assert_eq!(n, 126);
     assert!(export(&st, &prefix, false).unwrap_err().to_string().contains("--force"));
     let dump = tmp.path().join("dump");
-    let out = Command::new(python("tf"))
-        .arg(repo().join("tools/tfref.py"))
-        .arg("dump")
-        .arg(&prefix)
-        .arg("-o")
-        .arg(&dump)
-        .output()
-        .unwrap();
+    let out = Command::new(python("tf")).arg(repo().join("tools/tfref.py")).arg("dump").arg(&prefix).arg("-o").arg(&dump).output().unwrap();
     assert!(out.status.success(), "TF could not read the export: {}", String::from_utf8_lossy(&out.stderr));
     let a = std::fs::read(dump.join("tf_values.safetensors")).unwrap();
     let b = std::fs::read(fixture("tiny/v2/tf_values.safetensors")).unwrap();
@@ -252,7 +245,7 @@ fn rename_scopes() {
     let plan = convert(&fixture("tiny/v2"), &opts, &out);
     assert!(plan.tensors.iter().all(|t| t.name.starts_with("outer/resnet_small/")));
     let loaded = slimzoo::load::load_model(&out, &Default::default(), tch::Device::Cpu).unwrap();
-    assert!(loaded.model.spec.to_string().contains("scope outer/resnet_small"), "{}", loaded.model.spec);
+    assert!(loaded.model.arch().to_string().contains("scope outer/resnet_small"), "{}", loaded.model.arch());
 }
 
 /// The wrong architecture: one error listing every missing, unexpected and mis-shaped name.
@@ -260,7 +253,7 @@ fn rename_scopes() {
 fn wrong_architecture_lists_every_offending_name() {
     let dir = reference("resnet_v2_50");
     let ckpt = Checkpoint::open(dir.join("v2")).unwrap();
-    let r101 = slimzoo::arch::Model::new(&slimzoo::arch::ArchSpec::named("resnet_v2_101").unwrap(), tch::Device::Cpu).unwrap();
+    let r101 = slimzoo::Arch::named("resnet_v2_101").unwrap().variables().unwrap();
     let r101_names: Vec<String> = r101.shapes().into_keys().collect();
 
     // Under its own scope: every resnet_v2_101 name is missing (no logits: the weights have none
@@ -283,9 +276,7 @@ fn wrong_architecture_lists_every_offending_name() {
     let Error::Mismatch(m) = &err else { panic!("expected a mismatch, got {err}") };
     let want_missing: Vec<&String> = r101_names
         .iter()
-        .filter(|k| {
-            k.contains("/block3/unit_") && k.split("/unit_").nth(1).unwrap().split('/').next().unwrap().parse::<u32>().unwrap() > 6
-        })
+        .filter(|k| k.contains("/block3/unit_") && k.split("/unit_").nth(1).unwrap().split('/').next().unwrap().parse::<u32>().unwrap() > 6)
         .collect();
     assert_eq!(want_missing.len(), 17 * 16);
     assert_eq!(m.missing.iter().map(|(n, _)| n).collect::<Vec<_>>(), want_missing);

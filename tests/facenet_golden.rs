@@ -5,12 +5,10 @@
 mod common;
 
 use common::*;
-use slimzoo::arch::{Model, Net, RunOptions};
 use slimzoo::load::{LoadOptions, load_model};
-use slimzoo::models::endpoints::EndPoints;
-use slimzoo::models::fast::Rewrites;
-use slimzoo::models::inception_resnet_v1::InceptionResnetV1;
+use slimzoo::models::inception_resnet_v1::{InceptionResnetV1Config, embed};
 use slimzoo::weights::Weights;
+use slimzoo::{EndPoints, Frozen, Model, Rewrites, RunOptions};
 use std::path::Path;
 use tch::Device;
 
@@ -19,17 +17,27 @@ const RELEASE: &str = "20990101-000000";
 
 fn load(path: &Path) -> Model {
     let loaded = load_model(path, &LoadOptions::default(), Device::Cpu).unwrap();
-    assert!(matches!(loaded.model.net, Net::InceptionResnetV1(_)), "{:?}", loaded.model.spec);
+    assert!(loaded.model.arch().downcast::<InceptionResnetV1Config>().is_some(), "{:?}", loaded.model.arch());
     loaded.model
 }
 
+/// How a case is run: the reference path of a model (training mode included) or a frozen form.
+enum Runner<'a> {
+    Model(&'a Model),
+    Frozen(&'a Frozen),
+}
+
 /// All end points, the bottleneck output and the embeddings, as TF computed them.
-fn check_case(model: &Model, input: &Path, expected: &Path, train: bool) {
+fn check_case(model: Runner, input: &Path, expected: &Path, train: bool) {
     let x = npy_nchw(input);
     let mut ep = EndPoints::all();
-    let opts = RunOptions { train, ..Default::default() };
-    let out = tch::no_grad(|| model.forward(&x, &opts, &mut ep)).unwrap();
-    let emb = InceptionResnetV1::embed(&out).unwrap();
+    // TF ran training mode with keep_probability 1.0 (dropout is the identity).
+    let opts = RunOptions { train, dropout_keep_prob: train.then_some(1.0), ..Default::default() };
+    let out = match model {
+        Runner::Model(m) => tch::no_grad(|| m.forward(&x, &opts, &mut ep)).unwrap(),
+        Runner::Frozen(f) => f.forward(&x, &opts, &mut ep).unwrap(),
+    };
+    let emb = embed(&out).unwrap();
     let mut all = with_output(ep, out);
     all.push(("embeddings".to_string(), emb.shallow_clone()));
     let worst = assert_endpoints_match(&all, expected, TOL);
@@ -43,18 +51,14 @@ fn golden(name: &str, bottleneck: i64) {
     let dir = reference(name);
     // The release .zip, with its Logits head, loads with default flags (the head is left out).
     let model = load(&dir.join(format!("{RELEASE}.zip")));
-    match &model.net {
-        Net::InceptionResnetV1(n) => {
-            assert_eq!(n.cfg.bottleneck_layer_size, bottleneck);
-            assert_eq!(n.cfg.logits_classes, None);
-        }
-        Net::ResNetV2(_) => unreachable!(),
-    }
-    let mut model = model;
+    let cfg = model.arch().downcast::<InceptionResnetV1Config>().unwrap();
+    assert_eq!(cfg.bottleneck_layer_size, bottleneck);
+    assert_eq!(cfg.logits_classes, None);
     for r in [Rewrites::NONE, Rewrites::default()] {
-        model.prepare_inference(r).unwrap();
+        let frozen = model.freeze(r).unwrap();
         for tag in ["160", "odd"] {
-            check_case(&model, &dir.join(format!("input_{tag}.npy")), &dir.join(format!("endpoints_{tag}.safetensors")), false);
+            let (input, expected) = (dir.join(format!("input_{tag}.npy")), dir.join(format!("endpoints_{tag}.safetensors")));
+            check_case(Runner::Frozen(&frozen), &input, &expected, false);
         }
     }
 }
@@ -75,8 +79,7 @@ fn facenet_release_folder_loads_and_names_equal_tf() {
     let dir = reference("facenet_512");
     let model = load(&dir.join(RELEASE));
     let tf: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("tf_variables.json")).unwrap()).unwrap();
-    let tf_names: Vec<&str> =
-        tf.iter().map(|v| v["name"].as_str().unwrap()).filter(|n| !n.starts_with("Logits/")).collect();
+    let tf_names: Vec<&str> = tf.iter().map(|v| v["name"].as_str().unwrap()).filter(|n| !n.starts_with("Logits/")).collect();
     let ours: Vec<String> = model.shapes().into_keys().collect();
     assert_eq!(ours, tf_names);
 }
@@ -92,19 +95,15 @@ fn facenet_with_head_has_tf_variable_set() {
     let tf_names: Vec<&str> = tf.iter().map(|v| v["name"].as_str().unwrap()).collect();
     let ours: Vec<String> = model.shapes().into_keys().collect();
     assert_eq!(ours, tf_names);
-    assert!(matches!(&model.net, Net::InceptionResnetV1(n) if n.logits.is_some()));
+    assert!(model.arch().num_classes().is_some());
 }
 
 /// phase_train=True: batch statistics, and the moving statistics updated as TF does.
 #[test]
 fn facenet_training_mode_matches_tf() {
     let dir = reference("facenet_train");
-    let mut model = load(&reference("facenet_512").join(RELEASE));
-    // TF ran with keep_probability 1.0 (dropout is the identity).
-    if let Net::InceptionResnetV1(n) = &mut model.net {
-        n.cfg.dropout_keep_prob = 1.0;
-    }
-    check_case(&model, &dir.join("input.npy"), &dir.join("endpoints.safetensors"), true);
+    let model = load(&reference("facenet_512").join(RELEASE));
+    check_case(Runner::Model(&model), &dir.join("input.npy"), &dir.join("endpoints.safetensors"), true);
     let stats = Weights::from_safetensors(&dir.join("updated_stats.safetensors")).unwrap();
     let vars = model.variables();
     assert!(stats.tensors.len() > 100);
@@ -126,12 +125,10 @@ fn facenet_training_mode_matches_tf() {
 fn facenet_training_gradients_match_tf() {
     let dir = reference("facenet_train");
     let x = npy_nchw(&dir.join("input.npy"));
-    let opts = RunOptions { train: true, ..Default::default() };
+    // TF ran with keep_probability 1.0 (dropout is the identity).
+    let opts = RunOptions { train: true, dropout_keep_prob: Some(1.0), ..Default::default() };
     for channels_last in [false, true] {
         let mut model = load(&reference("facenet_512").join(RELEASE));
-        if let Net::InceptionResnetV1(n) = &mut model.net {
-            n.cfg.dropout_keep_prob = 1.0;
-        }
         let worst = assert_gradients_match(&mut model, &x, &opts, channels_last, &dir.join("gradients.safetensors"), 2e-2);
         eprintln!("channels_last {channels_last}: worst relative gradient error {worst:e}");
     }

@@ -4,10 +4,8 @@
 mod common;
 
 use common::*;
-use slimzoo::arch::{ArchSpec, Model, RunOptions, detect};
-use slimzoo::models::endpoints::EndPoints;
-use slimzoo::models::fast::Rewrites;
-use slimzoo::models::resnet_v2::Options;
+use slimzoo::models::Hints;
+use slimzoo::{Arch, EndPoints, Model, NetOptions, Rewrites, RunOptions};
 use std::path::Path;
 use tch::Device;
 
@@ -16,14 +14,14 @@ const TOL: f64 = 1e-4;
 /// The fixture net built from its names, with TF's values loaded.
 fn tiny_model(num_classes: Option<Option<i64>>) -> Model {
     let mut w = tf_values_as_weights(&fixture("tiny/v2/tf_values.safetensors"));
-    let mut spec = detect(&w.shapes(), None).unwrap();
+    let mut arch = Arch::detect(&w.tf_shapes(), &Hints::new()).unwrap();
     if let Some(n) = num_classes {
-        spec.set_num_classes(n);
+        arch = arch.with_num_classes(n).unwrap();
         if n.is_none() {
             w.tensors.retain(|k, _| !k.contains("/logits/"));
         }
     }
-    let mut model = Model::new(&spec, Device::Cpu).unwrap();
+    let mut model = Model::new(&arch, Device::Cpu).unwrap();
     model.load(&w).unwrap();
     model
 }
@@ -31,11 +29,12 @@ fn tiny_model(num_classes: Option<Option<i64>>) -> Model {
 fn options(v: &serde_json::Value) -> RunOptions {
     RunOptions {
         train: v["is_training"].as_bool().unwrap(),
-        resnet: Options {
+        net: NetOptions {
             global_pool: v["global_pool"].as_bool().unwrap(),
             output_stride: v["output_stride"].as_i64(),
             spatial_squeeze: v["spatial_squeeze"].as_bool().unwrap(),
         },
+        ..Default::default()
     }
 }
 
@@ -50,12 +49,12 @@ fn rewrite_levels() -> Vec<Rewrites> {
 
 #[test]
 fn tiny_fixture_matches_tf_end_points() {
-    let mut model = tiny_model(None);
+    let model = tiny_model(None);
     let x = npy_nchw(&fixture("tiny/input.npy"));
     for r in rewrite_levels() {
-        model.prepare_inference(r).unwrap();
+        let frozen = model.freeze(r).unwrap();
         let mut ep = EndPoints::all();
-        let out = tch::no_grad(|| model.forward(&x, &RunOptions::default(), &mut ep)).unwrap();
+        let out = frozen.forward(&x, &RunOptions::default(), &mut ep).unwrap();
         let worst = assert_endpoints_match(&with_output(ep, out), &fixture("tiny/endpoints.safetensors"), TOL);
         eprintln!("{r:?}: worst relative error {worst:e}");
     }
@@ -82,12 +81,12 @@ fn tiny_variants_match_tf() {
             Some(_) => None,
             None => Some(None),
         };
-        let mut model = tiny_model(num_classes);
+        let model = tiny_model(num_classes);
         let x = npy_nchw(&case.join("input.npy"));
         for r in rewrite_levels() {
-            model.prepare_inference(r).unwrap();
+            let frozen = model.freeze(r).unwrap();
             let mut ep = EndPoints::all();
-            let got = tch::no_grad(|| model.forward(&x, &options(&opts_json), &mut ep));
+            let got = frozen.forward(&x, &options(&opts_json), &mut ep);
             match opts_json["tf_error"].as_str() {
                 Some(tf_error) => {
                     let err = got.expect_err(&format!("{name}: TF failed with '{tf_error}', slimzoo did not")).to_string();
@@ -148,8 +147,8 @@ fn tiny_training_gradients_match_tf() {
 /// The zoo depths at 224 with 1001 classes: names equal TF's, every end point within tolerance.
 fn zoo_depth(depth: u32) {
     let dir = reference(&format!("resnet_v2_{depth}"));
-    let spec = ArchSpec::named(&format!("resnet_v2_{depth}")).unwrap();
-    let model = tch::no_grad(|| Model::new(&spec, Device::Cpu)).unwrap();
+    let arch = Arch::named(&format!("resnet_v2_{depth}")).unwrap();
+    let model = arch.variables().unwrap();
     let tf_vars: Vec<serde_json::Value> = serde_json::from_value(read_json(&dir.join("tf_variables.json"))).unwrap();
     let tf_names: Vec<String> = tf_vars.iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
     let ours: Vec<String> = model.shapes().keys().cloned().collect();
@@ -167,14 +166,14 @@ fn zoo_depth(depth: u32) {
 fn zoo_golden(depth: u32) {
     let dir = reference(&format!("resnet_v2_{depth}"));
     let ckpt = if depth == 152 { dir.join("v1/model.ckpt") } else { dir.join("v2") };
-    let mut model = slimzoo::load::load_model(&ckpt, &Default::default(), Device::Cpu).unwrap().model;
-    assert_eq!(model.spec.name(), format!("resnet_v2_{depth}"));
-    assert_eq!(model.spec.num_classes(), Some(1001));
+    let model = slimzoo::load::load_model(&ckpt, &Default::default(), Device::Cpu).unwrap().model;
+    assert_eq!(model.arch().name(), format!("resnet_v2_{depth}"));
+    assert_eq!(model.arch().num_classes(), Some(1001));
     let x = npy_nchw(&dir.join("input.npy"));
     for r in [Rewrites::NONE, Rewrites::default()] {
-        model.prepare_inference(r).unwrap();
+        let frozen = model.freeze(r).unwrap();
         let mut ep = EndPoints::all();
-        let out = tch::no_grad(|| model.forward(&x, &RunOptions::default(), &mut ep)).unwrap();
+        let out = frozen.forward(&x, &RunOptions::default(), &mut ep).unwrap();
         let worst = assert_endpoints_match(&with_output(ep, out), &dir.join("endpoints.safetensors"), TOL);
         eprintln!("resnet_v2_{depth} {r:?}: worst relative error {worst:e}");
     }

@@ -2,11 +2,10 @@
 //! names, classification / fully convolutional / rootless / atrous shapes, atrous values equal to
 //! the nominal-stride values subsampled, unknown batch size and unknown height/width.
 
-use slimzoo::arch::{ArchSpec, Model, RunOptions};
-use slimzoo::models::endpoints::EndPoints;
-use slimzoo::models::layers::{Norm, Padding, SlimConv};
-use slimzoo::models::resnet_v2::{self, Block, Options, ResNetV2Config, conv2d_same, subsample};
-use tch::{Device, Kind, Tensor, nn};
+use slimzoo::models::resnet_v2::{self, Block, ResNetV2Config, conv2d_same};
+use slimzoo::nn::tf::{At, Padding, conv2d, subsample};
+use slimzoo::{Arch, EndPoints, Model, NetOptions, RunOptions};
+use tch::{Device, Kind, Tensor};
 
 /// `create_input`: an NCHW batch whose value at (y, x) is y + x, in every channel.
 fn create_input(batch: i64, height: i64, width: i64, channels: i64) -> Tensor {
@@ -21,14 +20,9 @@ fn grid(rows: &[&[f32]]) -> Tensor {
     Tensor::from_slice(&rows.concat()).view([1, 1, n, m])
 }
 
-/// slim's `conv2d` with a 3x3 kernel holding `create_input(1, 3, 3, 1)` and zero bias.
-fn grid_conv(vs: &nn::VarStore) -> SlimConv {
-    let conv = SlimConv::new(&(vs.root() / "Conv"), 1, 1, (3, 3), Norm::Bias, true);
-    tch::no_grad(|| {
-        let mut w = conv.weight.shallow_clone();
-        w.copy_(&create_input(1, 3, 3, 1));
-    });
-    conv
+/// slim's `conv2d` with a 3x3 kernel holding `create_input(1, 3, 3, 1)`, zero bias and ReLU, at `at`.
+fn grid_conv(x: &Tensor, at: At) -> Tensor {
+    conv2d(x, &create_input(1, 3, 3, 1), Some(&Tensor::zeros([1], (Kind::Float, Device::Cpu))), at).unwrap().relu()
 }
 
 fn assert_close(a: &Tensor, b: &Tensor) {
@@ -39,26 +33,22 @@ fn assert_close(a: &Tensor, b: &Tensor) {
 
 #[test]
 fn conv2d_same_even() {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let conv = grid_conv(&vs);
     let x = create_input(1, 4, 4, 1);
-    let y1 = conv.forward(&x, 1, 1, Padding::Same, false).unwrap();
+    let y1 = grid_conv(&x, At::SAME);
     assert_close(&y1, &grid(&[&[14., 28., 43., 26.], &[28., 48., 66., 37.], &[43., 66., 84., 46.], &[26., 37., 46., 22.]]));
     let y2 = subsample(&y1, 2).unwrap();
     assert_close(&y2, &grid(&[&[14., 43.], &[43., 84.]]));
-    let y3 = conv2d_same(&conv, &x, 2, 1, false).unwrap();
+    let y3 = grid_conv(&x, conv2d_same(3, 2, 1));
     assert_close(&y3, &y2);
     // TF's own SAME with stride 2 on an even input pads bottom/right only: different values.
-    let y4 = conv.forward(&x, 2, 1, Padding::Same, false).unwrap();
+    let y4 = grid_conv(&x, At::SAME.stride(2));
     assert_close(&y4, &grid(&[&[48., 37.], &[37., 22.]]));
 }
 
 #[test]
 fn conv2d_same_odd() {
-    let vs = nn::VarStore::new(Device::Cpu);
-    let conv = grid_conv(&vs);
     let x = create_input(1, 5, 5, 1);
-    let y1 = conv.forward(&x, 1, 1, Padding::Same, false).unwrap();
+    let y1 = grid_conv(&x, At::SAME);
     assert_close(
         &y1,
         &grid(&[
@@ -71,8 +61,8 @@ fn conv2d_same_odd() {
     );
     let expected = grid(&[&[14., 43., 34.], &[43., 84., 55.], &[34., 55., 30.]]);
     assert_close(&subsample(&y1, 2).unwrap(), &expected);
-    assert_close(&conv2d_same(&conv, &x, 2, 1, false).unwrap(), &expected);
-    assert_close(&conv.forward(&x, 2, 1, Padding::Same, false).unwrap(), &expected);
+    assert_close(&grid_conv(&x, conv2d_same(3, 2, 1)), &expected);
+    assert_close(&grid_conv(&x, At { stride: 2, rate: 1, padding: Padding::Same }), &expected);
 }
 
 /// `_resnet_small`: base depths 1, 2, 4, 8 with 3, 3, 3, 2 units.
@@ -85,18 +75,18 @@ fn small(num_classes: Option<i64>, include_root_block: bool) -> Model {
     ];
     let mut cfg = ResNetV2Config::custom("resnet", blocks, num_classes);
     cfg.include_root_block = include_root_block;
-    Model::new(&ArchSpec::ResNetV2(cfg), Device::Cpu).unwrap()
+    Model::new(&Arch::new(cfg), Device::Cpu).unwrap()
 }
 
 fn run(model: &Model, x: &Tensor, train: bool, global_pool: bool, output_stride: Option<i64>) -> (Tensor, EndPoints) {
     let mut ep = EndPoints::all();
-    let opts = RunOptions { train, resnet: Options { global_pool, output_stride, spatial_squeeze: false } };
+    let opts = RunOptions { train, net: NetOptions { global_pool, output_stride, spatial_squeeze: false }, ..Default::default() };
     let out = tch::no_grad(|| model.forward(x, &opts, &mut ep)).unwrap();
     (out, ep)
 }
 
 fn nhwc(t: &Tensor) -> Vec<i64> {
-    slimzoo::models::endpoints::to_nhwc(t).size()
+    slimzoo::nn::to_nhwc(t).size()
 }
 
 fn block_shapes(ep: &EndPoints) -> Vec<Vec<i64>> {

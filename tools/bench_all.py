@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""bench_all.py: slimzoo vs TensorFlow (TF-slim / facenet) vs PyTorch, side by side, in one run.
+"""bench_all.py: slimzoo vs TensorFlow (TF-slim / facenet) vs PyTorch vs ONNX Runtime vs OpenVINO, in one run.
 
   tools/bench_all.py                               # resnet_v2_152, batch 32, 224, forward + forward-backward
   tools/bench_all.py --quick                       # same, --batches 5 --burn-in 2 (smoke test)
   tools/bench_all.py --arch resnet_v2_50 --batch 16 --modes forward
+  tools/bench_all.py --arch resnet_v2_50 --batch 1 --modes forward    # latency: ms/image at batch 1
+  tools/bench_all.py --batch 1,32 --modes forward  # several batch sizes in one run
   tools/bench_all.py --facenet                     # facenet Inception-ResNet-v1, images/s at batch 1 and 64, 160x160
 
 Runs sequentially (never two benchmarks at once), for each mode:
@@ -12,10 +14,21 @@ Runs sequentially (never two benchmarks at once), for each mode:
               built first with `cargo build --release --bin slimzoo` when missing
   tensorflow  tools/bench_tf.py (TF 2.21 graph mode, tf_slim / facenet, f32 NHWC)
   pytorch     tools/bench_torch.py as channels_last f32, nchw f32 and channels_last bf16 (autocast)
+  onnxruntime tools/bench_onnx.py --engine ort: the PyTorch peer's net exported to ONNX (torch.onnx dynamo,
+              opset 18), ORT_ENABLE_ALL, intra-op threads = cores; f32 (bf16: "n/a" with the reason, ORT's
+              CPU execution provider has no bfloat16 kernels)
+  openvino    tools/bench_onnx.py --engine openvino: the same ONNX file, INFERENCE_PRECISION_HINT f32 and bf16,
+              PERFORMANCE_HINT THROUGHPUT for batch > 1 (the batch split across its streams, a step is the
+              wall time of the whole batch), LATENCY at batch 1
+              These two run forward only, in the benchmark-only venv .venv/bench (made here by
+              `tools/bootstrap.sh bench` when needed). Before timing them, their f32 outputs are checked
+              against TF's on a tools/tfref.py reference's weights (bench_onnx.py --verify-ref, on
+              .cache/refs/<arch> or resnet_v2_50, facenet_512 for --facenet; --no-verify skips it).
 Each prints TF's time_tensorflow_run lines and a 'RESULT {json}' line; this script collects those and
-prints a Markdown table (mean +/- sd s/batch, images/s, and for slimzoo rows the time ratios against
-TF f32 and PyTorch channels_last f32 of the same mode and batch: slimzoo s/batch / peer s/batch, so
-< 1 means slimzoo is faster), then the machine (CPU model, cores, nproc, load) and the versions.
+prints a Markdown table (mean +/- sd s/batch, images/s, ms/image when a batch is 1, and for slimzoo rows
+the time ratios against TF f32, PyTorch channels_last f32 / bf16 and, when they ran, ONNX Runtime f32 and
+OpenVINO f32 / bf16 of the same mode and batch: slimzoo s/batch / peer s/batch, so < 1 means slimzoo is
+faster), then the machine (CPU model, cores, nproc, load) and the versions.
 A runner that fails is reported in the table and the others still run; the exit code is then 1.
 """
 import argparse
@@ -33,16 +46,20 @@ REPO = os.path.dirname(HERE)
 SLIMZOO = os.path.join(REPO, "target", "release", "slimzoo")
 TF_PYTHON = os.path.join(REPO, ".venv", "tf", "bin", "python")
 TORCH_PYTHON = os.path.join(REPO, ".venv", "torch", "bin", "python")
+BENCH_PYTHON = os.path.join(REPO, ".venv", "bench", "bin", "python")
 FACENET = "inception_resnet_v1"
 TORCH_CONFIGS = [("channels_last", "f32"), ("nchw", "f32"), ("channels_last", "bf16")]
-ALL_RUNNERS = ("slimzoo", "tensorflow", "pytorch")
+ONNX_ENGINES = {"onnxruntime": ("ort", "ONNX Runtime"), "openvino": ("openvino", "OpenVINO")}
+ONNX_DTYPES = ("f32", "bf16")
+ALL_RUNNERS = ("slimzoo", "tensorflow", "pytorch", "onnxruntime", "openvino")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--arch", default=None, help="resnet_v2_50|101|152|200 (default resnet_v2_152)")
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch", default="32",
+                   help="batch size or comma list (default 32); batch 1 = latency (OpenVINO LATENCY hint)")
     p.add_argument("--batches", type=int, default=None, help="timed steps (default 100; 5 with --quick)")
     p.add_argument("--burn-in", type=int, default=None, help="warm-up steps (default 10; 2 with --quick)")
     p.add_argument("--size", type=int, default=None, help="input size (default 224; 160 with --facenet)")
@@ -55,7 +72,9 @@ def parse_args(argv=None):
     p.add_argument("--facenet", action="store_true",
                    help="facenet Inception-ResNet-v1 throughput instead (batches from --facenet-batches)")
     p.add_argument("--facenet-batches", default="1,64", help="batch sizes for --facenet (default 1,64)")
-    p.add_argument("--runners", default=",".join(ALL_RUNNERS), help="subset of slimzoo,tensorflow,pytorch")
+    p.add_argument("--runners", default=",".join(ALL_RUNNERS), help="subset of " + ",".join(ALL_RUNNERS))
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the check of the ONNX engines' outputs against TF's on reference weights")
     p.add_argument("--no-build", action="store_true", help="do not run cargo build when slimzoo is missing")
     p.add_argument("--slimzoo", default=SLIMZOO, help="slimzoo binary (default target/release/slimzoo)")
     p.add_argument("--json", help="also write every RESULT (and the machine info) to this JSON file")
@@ -74,7 +93,12 @@ def parse_args(argv=None):
         a.arch = a.arch or "resnet_v2_152"
         a.size = a.size or (160 if a.arch == FACENET else 224)
         a.modes = a.modes or "forward,forward-backward"
-        a.batch_list = [a.batch]
+        try:
+            a.batch_list = [int(b) for b in a.batch.split(",") if b.strip()]
+        except ValueError:
+            p.error("--batch: an integer or a comma list of integers")
+    if not a.batch_list or min(a.batch_list) < 1:
+        p.error("batch sizes must be >= 1")
     a.batches = a.batches if a.batches is not None else (5 if a.quick else 100)
     a.burn_in = a.burn_in if a.burn_in is not None else (2 if a.quick else 10)
     a.mode_list = [m.strip() for m in a.modes.split(",") if m.strip()]
@@ -140,6 +164,52 @@ def ensure_slimzoo(args):
     if not slimzoo_bench_available(args.slimzoo):
         return False, "target/release/slimzoo has no `bench` subcommand"
     return True, ""
+
+
+def ensure_bench_venv():
+    """tools/bootstrap.sh bench (idempotent: a stamp check when the venv is up to date)."""
+    r = subprocess.run([os.path.join(HERE, "bootstrap.sh"), "bench"], cwd=REPO)
+    if r.returncode != 0:
+        return False, "tools/bootstrap.sh bench failed (rc %d)" % r.returncode
+    return True, ""
+
+
+def verify_ref_dir(arch):
+    """The tools/tfref.py reference to check the ONNX export against: the benchmarked net's own
+    (.cache/refs/<arch>) if made, else resnet_v2_50's; facenet_512 for facenet."""
+    names = ["facenet_512"] if arch == FACENET else [arch, "resnet_v2_50"]
+    for n in names:
+        d = os.path.join(REPO, ".cache", "refs", n)
+        if os.path.exists(os.path.join(d, "DONE")):
+            return d, n
+    return None, names[-1]
+
+
+def run_onnx_verify(args, engines):
+    """bench_onnx.py --verify-ref on the reference; returns (ok, one line for the report)."""
+    refdir, name = verify_ref_dir(args.arch)
+    if refdir is None:
+        return False, ("ONNX export not checked against TF: no reference (make it with "
+                       "`.venv/tf/bin/python tools/tfref.py refs %s`)" % name)
+    arch = FACENET if args.arch == FACENET else name
+    cmd = [BENCH_PYTHON, os.path.join(HERE, "bench_onnx.py"), "--arch", arch, "--verify-ref", refdir]
+    if len(engines) == 1:
+        cmd += ["--engine", engines[0]]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    rc, res = run_streamed(cmd)
+    if not res or "verify_max_rel_err" not in res:
+        return False, "ONNX export check against TF on %s: failed (rc %d)" % (name, rc)
+    rel = res["verify_max_rel_err"]
+    label = {"onnxruntime_f32": "ONNX Runtime f32", "openvino_f32": "OpenVINO f32", "openvino_bf16": "OpenVINO bf16",
+             "pytorch_eager": "PyTorch eager f32"}
+    parts = ", ".join("%s %.2g" % (label.get(k, k), rel[k]) for k in
+                      ("onnxruntime_f32", "openvino_f32", "pytorch_eager", "openvino_bf16") if k in rel)
+    ok = rc == 0 and res.get("verify_ok")
+    return ok, ("ONNX export checked against TF's %s on the reference weights and input of %s (%s, batch %s): "
+                "max |diff| / max |TF| = %s%s" % (res.get("verify_output", "output"), name, os.path.relpath(refdir, REPO),
+                                                  res.get("verify_batch", "?"), parts,
+                                                  "" if ok else " — FAILED (f32 engines must be within 1e-4)"))
 
 
 def common_flags(args, batch, mode):
@@ -228,11 +298,23 @@ def main(argv=None):
         if not slimzoo_ok:
             log("slimzoo skipped: " + slimzoo_why)
 
-    results = []   # dicts: runner, config, mode, batch, rc, result
+    onnx_runners = [r for r in args.runner_list if r in ONNX_ENGINES]
+    bench_ok, bench_why, verify_note, verify_ok = False, "", None, True
+    if onnx_runners and "forward" in args.mode_list:
+        bench_ok, bench_why = ensure_bench_venv()
+        if not bench_ok:
+            log("onnxruntime/openvino skipped: " + bench_why)
+        elif not args.no_verify:
+            verify_ok, verify_note = run_onnx_verify(args, [ONNX_ENGINES[r][0] for r in onnx_runners])
+            log(verify_note)
 
-    def record(runner, config, mode, batch, rc, result):
+    results = []   # dicts: runner, config, mode, batch, rc, result, na
+
+    def record(runner, config, mode, batch, rc, result, why=None):
+        na = (result or {}).get("unsupported") if rc == 0 else None
         results.append({"runner": runner, "config": config, "mode": mode, "batch": batch, "rc": rc,
-                        "result": result if (rc == 0 and result and "mean" in result) else None})
+                        "result": result if (rc == 0 and result and "mean" in result) else None,
+                        "na": na, "why": why})
 
     extra = shlex.split(args.slimzoo_args)
     for batch in args.batch_list:
@@ -255,6 +337,19 @@ def main(argv=None):
                     rc, res = run_streamed([TORCH_PYTHON, os.path.join(HERE, "bench_torch.py")] + flags
                                            + ["--layout", layout, "--dtype", dt])
                     record("pytorch", "PyTorch %s %s" % (layout, dt), mode, batch, rc, res)
+            if mode != "forward":
+                continue       # ONNX Runtime / OpenVINO: inference only
+            hint = "latency" if batch == 1 else "throughput"
+            for runner in onnx_runners:
+                engine, name = ONNX_ENGINES[runner]
+                for dt in ONNX_DTYPES:
+                    cfg = "%s %s" % (name, dt) + (" %s" % hint.upper() if engine == "openvino" else "")
+                    if not bench_ok:
+                        record(runner, cfg, mode, batch, None, None, bench_why)
+                        continue
+                    rc, res = run_streamed([BENCH_PYTHON, os.path.join(HERE, "bench_onnx.py")] + flags
+                                           + ["--engine", engine, "--dtype", dt, "--hint", hint])
+                    record(runner, cfg, mode, batch, rc, res)
 
     machine["loadavg_end"] = " ".join("%.2f" % x for x in os.getloadavg())
     versions = software_versions(args, results)
@@ -266,33 +361,58 @@ def main(argv=None):
                  % (title, args.size, args.size, args.batches, args.burn_in,
                     datetime.now().strftime("%Y-%m-%d %H:%M")))
     lines.append("")
-    lines.append("| runner / config | mode | batch | s/batch (mean ± sd) | images/s | slimzoo/TF f32 "
-                 "| slimzoo/PyTorch channels_last f32 | slimzoo/PyTorch channels_last bf16 |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    latency = 1 in args.batch_list
+    peers = [("TF f32", lambda r: r["runner"] == "tensorflow"),
+             ("PyTorch channels_last f32", lambda r: r["config"] == "PyTorch channels_last f32"),
+             ("PyTorch channels_last bf16", lambda r: r["config"] == "PyTorch channels_last bf16")]
+    if "onnxruntime" in args.runner_list:
+        peers.append(("ORT f32", lambda r: r["runner"] == "onnxruntime" and r["config"].startswith("ONNX Runtime f32")))
+    if "openvino" in args.runner_list:
+        peers.append(("OpenVINO f32", lambda r: r["runner"] == "openvino" and r["config"].startswith("OpenVINO f32")))
+        peers.append(("OpenVINO bf16", lambda r: r["runner"] == "openvino" and r["config"].startswith("OpenVINO bf16")))
+    head = ["runner / config", "mode", "batch", "s/batch (mean ± sd)", "images/s"] + (["ms/image"] if latency else [])
+    head += ["slimzoo/%s" % n for n, _ in peers]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|")
     for batch in args.batch_list:
         for mode in args.mode_list:
             rows = [r for r in results if r["mode"] == mode and r["batch"] == batch]
-            tf_ref = next((r["result"] for r in rows if r["runner"] == "tensorflow"), None)
-            pt_ref = next((r["result"] for r in rows if r["config"] == "PyTorch channels_last f32"), None)
-            pt_bf16 = next((r["result"] for r in rows if r["config"] == "PyTorch channels_last bf16"), None)
+            refs = [next((r["result"] for r in rows if pick(r)), None) for _, pick in peers]
             for r in rows:
                 res = r["result"]
                 if res is None:
-                    why = ("not run: " + slimzoo_why) if r["rc"] is None else "failed (rc %s)" % r["rc"]
-                    lines.append("| %s | %s | %d | %s | | | | |" % (r["config"], mode, batch, why))
+                    if r["na"]:
+                        why = "n/a: " + r["na"]
+                    elif r["rc"] is None:
+                        why = "not run: " + (r["why"] or slimzoo_why)
+                    else:
+                        why = "failed (rc %s)" % r["rc"]
+                    cells = [r["config"], mode, str(batch), why] + [""] * (len(head) - 4)
+                    lines.append("| " + " | ".join(cells) + " |")
                     continue
                 ips = batch / res["mean"] if res["mean"] > 0 else 0.0
+                prec = "%.3f ± %.3f" if res["mean"] >= 1 else "%.4f ± %.4f"
+                cells = [r["config"], mode, str(batch), prec % (res["mean"], res["sd"]), "%.1f" % ips]
+                if latency:
+                    cells.append("%.1f" % (1000.0 * res["mean"] / batch))
                 if r["runner"] == "slimzoo":
-                    rt, rp, rb = fmt_ratio(tf_ref, res), fmt_ratio(pt_ref, res), fmt_ratio(pt_bf16, res)
+                    cells += [fmt_ratio(p, res) for p in refs]
                 else:
-                    rt = rp = rb = ""
-                lines.append("| %s | %s | %d | %.3f ± %.3f | %.1f | %s | %s | %s |"
-                             % (r["config"], mode, batch, res["mean"], res["sd"], ips, rt, rp, rb))
+                    cells += [""] * len(refs)
+                lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("Ratios are slimzoo s/batch ÷ peer s/batch of the same mode and batch, measured in this run "
-                 "(< 1: slimzoo faster); the bf16 column is the like-for-like one for slimzoo bf16.")
+                 "(< 1: slimzoo faster); the bf16 columns are the like-for-like ones for slimzoo bf16.")
     lines.append("Forward = inference (BN on moving statistics); forward-backward = training mode and the "
                  "gradients of l2_loss(output) w.r.t. all trainable variables. Random weights and inputs.")
+    if onnx_runners and "forward" in args.mode_list:
+        lines.append("ONNX Runtime and OpenVINO (forward only) run the PyTorch peer's net exported to ONNX (torch.onnx "
+                     "dynamo, opset 18, NCHW). ONNX Runtime: CPU EP, ORT_ENABLE_ALL, intra-op threads = cores. "
+                     "OpenVINO CPU: INFERENCE_PRECISION_HINT = the row's dtype; PERFORMANCE_HINT THROUGHPUT for "
+                     "batch > 1 (batch split across its streams, one infer request each, wall time of the whole "
+                     "batch), LATENCY at batch 1.")
+        if verify_note:
+            lines.append(verify_note + ".")
     lines.append("")
     lines.append("Machine: %s (%s), %s cores, nproc %s, %s RAM, Linux %s; load average %s at start, %s at end."
                  % (machine["cpu"], machine["cpu_flags"], machine["os_cpu_count"], machine["nproc"],
@@ -309,8 +429,8 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"args": {k: v for k, v in vars(args).items()}, "machine": machine,
                        "versions": versions, "results": results}, f, indent=1, sort_keys=True, default=str)
-    failed = [r for r in results if r["result"] is None]
-    return 1 if failed else 0
+    failed = [r for r in results if r["result"] is None and not r["na"]]
+    return 1 if failed or not verify_ok else 0
 
 
 if __name__ == "__main__":

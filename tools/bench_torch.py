@@ -364,36 +364,38 @@ def tf_name(arch, name):
     return "%s/%s/BatchNorm/%s" % (sc, scope, leaf)
 
 
-def verify_ref(args, refdir):
-    """Load the weights of a tfref reference into the PyTorch net, run its reference input in eval mode
-    (f32, both layouts) and compare with TF's output. Returns a dict for the RESULT line."""
+def load_ref(arch, refdir):
+    """Build build_model(arch) in eval mode with the weights of a tfref reference (read through TF by
+    `tfref.py dump` in the TF venv). Returns (model, x, endpoints, info): x is the reference input as an
+    NCHW float32 tensor, endpoints TF's end points on it (numpy: "output" = logits / facenet prelogits,
+    facenet also "embeddings"), info the verify_* fields of the RESULT line except the comparison."""
     import subprocess
     import tempfile
     import numpy as np
     from safetensors.numpy import load_file
     with open(os.path.join(refdir, "DONE")) as f:
         done = json.load(f)
-    if args.arch == FACENET:
+    if arch == FACENET:
         ckpt = os.path.join(refdir, done["checkpoint"])
         x_np = np.load(os.path.join(refdir, "input_160.npy"))
-        expected = load_file(os.path.join(refdir, "endpoints_160.safetensors"))["output"]
+        endpoints = load_file(os.path.join(refdir, "endpoints_160.safetensors"))
     else:
-        if done.get("name") != args.arch:
-            raise SystemExit("bench_torch: %s is a reference for %s, not %s" % (refdir, done.get("name"), args.arch))
+        if done.get("name") != arch:
+            raise SystemExit("bench_torch: %s is a reference for %s, not %s" % (refdir, done.get("name"), arch))
         ckpt = os.path.join(refdir, "v2", "model.ckpt")
         x_np = np.load(os.path.join(refdir, "input.npy"))
-        expected = load_file(os.path.join(refdir, "endpoints.safetensors"))["output"]
+        endpoints = load_file(os.path.join(refdir, "endpoints.safetensors"))
     with tempfile.TemporaryDirectory(prefix="bench-torch-verify-") as tmp:
         subprocess.run([TF_PYTHON, os.path.join(HERE, "tfref.py"), "dump", ckpt, "-o", tmp], check=True,
                        stdout=subprocess.DEVNULL)
         values = load_file(os.path.join(tmp, "tf_values.safetensors"))
-    model = build_model(args.arch)
+    model = build_model(arch)
     state = {}
     used = set()
     for name, t in list(model.state_dict().items()):
         if name.endswith("num_batches_tracked"):
             continue
-        tn = tf_name(args.arch, name)
+        tn = tf_name(arch, name)
         v = values[tn]
         if v.ndim == 4:
             v = v.transpose(3, 2, 0, 1)
@@ -408,7 +410,16 @@ def verify_ref(args, refdir):
     unused = sorted(n for n in values if n not in used)
     model.eval()
     x = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 3, 1, 2)))
-    exp = torch.from_numpy(expected)
+    info = {"verify_ref": os.path.relpath(refdir, REPO), "verify_checkpoint": os.path.relpath(ckpt, REPO),
+            "verify_loaded_tensors": len(used), "verify_missing": missing, "verify_unused_tf": unused}
+    return model, x, endpoints, info
+
+
+def verify_ref(args, refdir):
+    """Load the weights of a tfref reference into the PyTorch net, run its reference input in eval mode
+    (f32, both layouts) and compare with TF's output. Returns a dict for the RESULT line."""
+    model, x, endpoints, info = load_ref(args.arch, refdir)
+    exp = torch.from_numpy(endpoints["output"])
     out = {}
     for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
         m = model.to(memory_format=fmt)
@@ -416,10 +427,9 @@ def verify_ref(args, refdir):
             y = m(x.contiguous(memory_format=fmt)).reshape(exp.shape)
         out[layout] = float((y - exp).abs().max())
     scale = float(exp.abs().max())
-    res = {"verify_ref": os.path.relpath(refdir, REPO), "verify_checkpoint": os.path.relpath(ckpt, REPO),
-           "verify_max_abs_diff": out, "verify_expected_abs_max": scale,
-           "verify_loaded_tensors": len(used), "verify_missing": missing, "verify_unused_tf": unused,
-           "verify_ok": not missing and max(out.values()) <= 1e-4 * max(1.0, scale)}
+    res = dict(info)
+    res.update({"verify_max_abs_diff": out, "verify_expected_abs_max": scale,
+                "verify_ok": not info["verify_missing"] and max(out.values()) <= 1e-4 * max(1.0, scale)})
     return res
 
 

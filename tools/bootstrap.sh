@@ -4,6 +4,8 @@
 #   tools/bootstrap.sh torch   .venv/torch: torch==2.13.0, the libtorch that tch 0.26 links against
 #   tools/bootstrap.sh tf      .venv/tf:    TensorFlow 2.21 + tf-slim + facenet, the reference for fixtures
 #   tools/bootstrap.sh all     both
+#   tools/bootstrap.sh bench   .venv/bench: torch + ONNX Runtime + OpenVINO + torchvision/facenet-pytorch, for
+#                              tools/bench_all.py's extra peers only (not part of `all`; bench_all.py runs it)
 #
 # Each venv carries a stamp with the hash of its requirements file: a second run with unchanged
 # requirements installs nothing and takes well under a second. `.venv/libtorch` is a stable link to
@@ -46,9 +48,18 @@ tf_env() {
     fi
 }
 
+bench_env() {
+    make_venv bench "$root/tools/requirements-bench.txt"
+    if [[ ! -f "$venvs/bench/.facenet-pytorch-ok" ]]; then
+        "$venvs/bench/bin/pip" install --quiet --disable-pip-version-check --no-deps facenet-pytorch==2.6.0
+        touch "$venvs/bench/.facenet-pytorch-ok"
+    fi
+}
+
 case "${1:-all}" in
     torch) torch_env ;;
     tf) tf_env ;;
     all) torch_env; tf_env ;;
-    *) echo "usage: tools/bootstrap.sh [torch|tf|all]" >&2; exit 2 ;;
+    bench) bench_env ;;
+    *) echo "usage: tools/bootstrap.sh [torch|tf|all|bench]" >&2; exit 2 ;;
 esac

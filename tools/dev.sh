@@ -20,7 +20,7 @@ case "${1:-}" in
         shift
         tools/bootstrap.sh all
         .venv/tf/bin/python tools/tfref.py refs all
-        exec cargo test "$@"
+        exec cargo test --workspace "$@"
         ;;
     *)
         echo "usage: tools/dev.sh demo | test [cargo test args]" >&2

@@ -1,4 +1,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| slimzoo_fuzz::ckpt::fuzzing::block(data));
+fuzz_target!(|data: &[u8]| tf_checkpoint::fuzzing::block(data));

@@ -1,4 +1,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| slimzoo_fuzz::ckpt::fuzzing::checkpoint_v1(data));
+fuzz_target!(|data: &[u8]| tf_checkpoint::fuzzing::checkpoint_v1(data));

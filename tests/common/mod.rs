@@ -31,9 +31,7 @@ static MAKING: Mutex<()> = Mutex::new(());
 pub fn reference(name: &str) -> PathBuf {
     let cache = std::env::var_os("SLIMZOO_REFS").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/refs"));
     let dir = cache.join(name);
-    let done = |d: &Path| {
-        std::fs::read_to_string(d.join("DONE")).is_ok_and(|s| s.contains("\"refs_version\": 3"))
-    };
+    let done = |d: &Path| std::fs::read_to_string(d.join("DONE")).is_ok_and(|s| s.contains("\"refs_version\": 3"));
     if done(&dir) {
         return dir;
     }
@@ -85,7 +83,7 @@ pub fn tf_to_torch_layout(name: &str, t: &Tensor) -> Tensor {
 
 /// NHWC for rank 4.
 pub fn nhwc(t: &Tensor) -> Tensor {
-    slimzoo::models::endpoints::to_nhwc(t)
+    slimzoo::nn::to_nhwc(t)
 }
 
 /// An NCHW float batch from an NHWC .npy.
@@ -144,7 +142,7 @@ impl Comparison {
 }
 
 /// Every end point of a forward pass, plus `output`.
-pub fn with_output(ep: slimzoo::models::endpoints::EndPoints, out: Tensor) -> Vec<(String, Tensor)> {
+pub fn with_output(ep: slimzoo::EndPoints, out: Tensor) -> Vec<(String, Tensor)> {
     let mut v = ep.into_vec();
     v.push(("output".to_string(), out));
     v
@@ -157,16 +155,16 @@ pub fn with_output(ep: slimzoo::models::endpoints::EndPoints, out: Tensor) -> Ve
 /// stored channels-last first (the layout of `slimzoo bench --mode forward-backward`). Returns the
 /// worst relative error.
 pub fn assert_gradients_match(
-    model: &mut slimzoo::arch::Model,
+    model: &mut slimzoo::Model,
     x: &Tensor,
-    opts: &slimzoo::arch::RunOptions,
+    opts: &slimzoo::RunOptions,
     channels_last: bool,
     expected: &Path,
     tol: f64,
 ) -> f64 {
     let x = if channels_last {
         model.channels_last_weights().unwrap();
-        slimzoo::models::fused::channels_last(x).unwrap()
+        slimzoo::nn::fused::channels_last(x).unwrap()
     } else {
         x.shallow_clone()
     };
@@ -176,7 +174,7 @@ pub fn assert_gradients_match(
             let _ = v.grad().f_zero_();
         }
     }
-    let out = model.forward(&x, opts, &mut slimzoo::models::endpoints::EndPoints::none()).unwrap();
+    let out = model.forward(&x, opts, &mut slimzoo::EndPoints::none()).unwrap();
     (out.square().sum(tch::Kind::Float) / 2.0).backward();
     let tf = tf_values_as_weights(expected);
     let mut ours: Vec<&str> = vars.iter().filter(|(_, v)| v.requires_grad()).map(|(k, _)| k.as_str()).collect();

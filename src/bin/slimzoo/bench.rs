@@ -4,11 +4,9 @@
 use crate::common::{check_device, parse_device};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use slimzoo::arch::{ArchSpec, Model, RunOptions};
 use slimzoo::ckpt::Checkpoint;
 use slimzoo::convert::{ConvertOptions, Plan};
-use slimzoo::models::endpoints::EndPoints;
-use slimzoo::models::fast::Rewrites;
+use slimzoo::{Arch, EndPoints, Model, Rewrites, RunOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -91,34 +89,32 @@ impl Bench {
 
     fn net_bench(&self) -> Result<()> {
         let device = check_device(parse_device(&self.device)?)?;
-        let spec = ArchSpec::named(&self.arch)?;
-        let size = self.size.unwrap_or(spec.default_image_size());
+        let arch = Arch::named(&self.arch)?;
+        let size = self.size.unwrap_or(arch.default_image_size());
         let train = self.mode == Mode::ForwardBackward;
-        let mut model = tch::no_grad(|| Model::new(&spec, device))?;
+        let mut model = Model::new(&arch, device)?;
         let kind = match self.dtype {
             Dtype::F32 => Kind::Float,
             Dtype::Bf16 => Kind::BFloat16,
         };
-        if kind != Kind::Float {
-            model.vs.set_kind(kind);
+        let rewrites = Rewrites::parse(&self.rewrites)?;
+        if kind != Kind::Float && (train || rewrites == Rewrites::NONE) {
+            model.set_kind(kind);
         }
-        if train {
+        let frozen = if train {
             model.channels_last_weights()?;
+            None
         } else {
-            let mut r = Rewrites::parse(&self.rewrites)?;
-            if r != Rewrites::NONE {
-                r.kind = kind;
-            }
-            model.prepare_inference(r)?;
-        }
-        let x = slimzoo::models::fused::channels_last(&Tensor::f_randn([self.batch, 3, size, size], (kind, device))?)?;
+            Some(model.freeze(if rewrites == Rewrites::NONE { rewrites } else { rewrites.with_kind(kind) })?)
+        };
+        let x = slimzoo::nn::fused::channels_last(&Tensor::f_randn([self.batch, 3, size, size], (kind, device))?)?;
         let info = match self.mode {
             Mode::Forward => "Forward",
             Mode::ForwardBackward => "Forward-backward",
         };
         eprintln!(
             "slimzoo bench: {} batch {} at {size}x{size}, {info}, {:?}, rewrites {}, {} threads, {:?}",
-            spec,
+            arch,
             self.batch,
             self.dtype,
             if train { "none (training)" } else { self.rewrites.as_str() },
@@ -127,20 +123,23 @@ impl Bench {
         );
         let opts = RunOptions { train, ..Default::default() };
         let step = || -> Result<()> {
-            if train {
-                let out = model.forward(&x, &opts, &mut EndPoints::none())?;
-                let loss = out.f_to_kind(Kind::Float)?.f_square()?.f_sum(Kind::Float)? / 2.0;
-                model.vs.trainable_variables().iter().for_each(|v| {
-                    let mut g = v.grad();
-                    if g.defined() {
-                        let _ = g.zero_();
-                    }
-                });
-                loss.f_backward()?;
-            } else {
-                let out = tch::no_grad(|| model.forward(&x, &opts, &mut EndPoints::none()))?;
-                // Make sure the work is done (matters on CUDA).
-                let _ = out.f_sum(Kind::Float)?.double_value(&[]);
+            match &frozen {
+                None => {
+                    let out = model.forward(&x, &opts, &mut EndPoints::none())?;
+                    let loss = out.f_to_kind(Kind::Float)?.f_square()?.f_sum(Kind::Float)? / 2.0;
+                    model.var_store().trainable_variables().iter().for_each(|v| {
+                        let mut g = v.grad();
+                        if g.defined() {
+                            let _ = g.zero_();
+                        }
+                    });
+                    loss.f_backward()?;
+                }
+                Some(f) => {
+                    let out = f.forward(&x, &opts, &mut EndPoints::none())?;
+                    // Make sure the work is done (matters on CUDA).
+                    let _ = out.f_sum(Kind::Float)?.double_value(&[]);
+                }
             }
             if let Device::Cuda(_) = device {
                 tch::Cuda::synchronize(0);
@@ -151,7 +150,7 @@ impl Bench {
         let macs = if train {
             0
         } else {
-            let (r, macs) = slimzoo::models::fast::count_macs(&step);
+            let (r, macs) = slimzoo::nn::count_macs(step);
             r?;
             macs
         };
@@ -162,7 +161,7 @@ impl Bench {
             let d = t.elapsed().as_secs_f64();
             if i >= self.burn_in {
                 let j = i - self.burn_in;
-                if j % 10 == 0 {
+                if j.is_multiple_of(10) {
                     println!("{}: step {j}, duration = {d:.3}", now());
                 }
                 total += d;
@@ -281,11 +280,5 @@ fn now() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_micros()
-    )
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:06}", rem / 3600, rem / 60 % 60, rem % 60, d.subsec_micros())
 }

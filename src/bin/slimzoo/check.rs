@@ -3,13 +3,12 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use slimzoo::arch::RunOptions;
 use slimzoo::ckpt::Checkpoint;
 use slimzoo::convert::{ConvertOptions, Plan};
 use slimzoo::load::{LoadOptions, load_model};
-use slimzoo::models::endpoints::{EndPoints, to_nhwc};
-use slimzoo::models::fast::Rewrites;
+use slimzoo::nn::to_nhwc;
 use slimzoo::weights::Weights;
+use slimzoo::{EndPoints, Rewrites, RunOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::Device;
@@ -68,21 +67,15 @@ impl Check {
         );
 
         let t = Instant::now();
-        let mut loaded = load_model(&converted, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, Device::Cpu)?;
-        loaded.model.prepare_inference(Rewrites::parse(&self.rewrites)?)?;
-        println!("load      {} (strict: every name and shape matched) in {:.1} ms", loaded.model.spec, ms(t));
+        let loaded = load_model(&converted, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, Device::Cpu)?;
+        let model = loaded.model.freeze(Rewrites::parse(&self.rewrites)?)?;
+        println!("load      {} (strict: every name and shape matched) in {:.1} ms", model.arch(), ms(t));
 
         let t = Instant::now();
         let x = crate::common::read_npy_batch(&input)?;
         let mut ep = EndPoints::all();
-        let out = tch::no_grad(|| loaded.model.forward(&x, &RunOptions::default(), &mut ep))?;
-        println!(
-            "run       input {} {:?} (NHWC), rewrites {}, in {:.1} ms",
-            input.display(),
-            to_nhwc(&x).size(),
-            self.rewrites,
-            ms(t)
-        );
+        let out = model.forward(&x, &RunOptions::default(), &mut ep)?;
+        println!("run       input {} {:?} (NHWC), rewrites {}, in {:.1} ms", input.display(), to_nhwc(&x).size(), self.rewrites, ms(t));
 
         let tf = Weights::from_safetensors(&expect).with_context(|| format!("cannot read TF's end points {}", expect.display()))?;
         println!("\n{:<58} {:<18} {:>11} {:>11}  ok", "end point (TF's key)", "shape (NHWC)", "max|diff|", "tolerance");

@@ -3,9 +3,8 @@
 use crate::common::{check_device, collect_images, model_input, note, parse_device};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use slimzoo::arch::RunOptions;
 use slimzoo::load::{LoadOptions, load_model};
-use slimzoo::models::endpoints::EndPoints;
+use slimzoo::{EndPoints, Rewrites, RunOptions};
 use std::path::PathBuf;
 
 /// ImageNet labels in the order of slim's 1001-class checkpoints: line 0 is `background`, then the
@@ -38,11 +37,12 @@ pub struct Classify {
 impl Classify {
     pub fn run(self) -> Result<()> {
         let device = check_device(parse_device(&self.device)?)?;
-        let mut loaded = load_model(&self.weights, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, device)
+        let loaded = load_model(&self.weights, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, device)
             .with_context(|| format!("cannot load {}", self.weights.display()))?;
         note(&loaded.notes);
-        loaded.model.prepare_inference(slimzoo::models::fast::Rewrites::default())?;
-        let Some(classes) = loaded.model.spec.num_classes() else {
+        let model = loaded.model.freeze(Rewrites::default())?;
+        drop(loaded.model);
+        let Some(classes) = model.arch().num_classes() else {
             bail!("{} has no classifier (no logits in the weights)", self.weights.display());
         };
         let labels: Vec<&str> = LABELS.lines().filter(|l| !l.starts_with('#')).collect();
@@ -51,9 +51,9 @@ impl Classify {
             eprintln!("slimzoo: {classes} classes (not ImageNet's 1001): printing class indices");
         }
         for file in collect_images(&self.images)? {
-            let x = model_input(std::slice::from_ref(&file), &loaded.model.spec, Some(self.image_size))?;
+            let x = model_input(std::slice::from_ref(&file), model.arch(), Some(self.image_size))?;
             let mut ep = EndPoints::only(["predictions"]);
-            let _logits = tch::no_grad(|| loaded.model.forward(&x, &RunOptions::default(), &mut ep))?;
+            let _logits = model.forward(&x, &RunOptions::default(), &mut ep)?;
             let probs = ep.get("predictions").context("the net produced no predictions")?.f_flatten(0, -1)?;
             let (p, idx) = probs.f_topk(self.top.min(classes), 0, true, true)?;
             println!("{}", file.display());

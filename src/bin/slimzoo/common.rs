@@ -2,11 +2,9 @@
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use slimzoo::arch::ArchSpec;
-use slimzoo::ckpt::{DType, TensorData};
-use slimzoo::convert::{StEntry, write_safetensors};
-use slimzoo::models::endpoints::to_nhwc;
-use slimzoo::preprocess::{self, Image};
+use slimzoo::Arch;
+use slimzoo::nn::to_nhwc;
+use slimzoo::preprocess::{self, Image, Preprocessing};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -86,11 +84,11 @@ fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// The model input for `inputs`: one `.npy` NHWC batch as is, or image files preprocessed the way
 /// the architecture's zoo weights expect (ResNet v2: inception at `size`, default 299; facenet:
 /// fixed standardization at 160).
-pub fn model_input(inputs: &[PathBuf], spec: &ArchSpec, size: Option<i64>) -> Result<Tensor> {
-    if let [one] = inputs {
-        if is_npy(one) {
-            return read_npy_batch(one);
-        }
+pub fn model_input(inputs: &[PathBuf], arch: &Arch, size: Option<i64>) -> Result<Tensor> {
+    if let [one] = inputs
+        && is_npy(one)
+    {
+        return read_npy_batch(one);
     }
     let files = collect_images(inputs)?;
     if files.is_empty() {
@@ -100,34 +98,25 @@ pub fn model_input(inputs: &[PathBuf], spec: &ArchSpec, size: Option<i64>) -> Re
         .iter()
         .map(|f| {
             let img = preprocess::load_rgb(f)?;
-            Ok(match spec {
-                ArchSpec::ResNetV2(_) => preprocess::inception_eval(&img, size.unwrap_or(299) as usize),
-                ArchSpec::InceptionResnetV1(_) => {
-                    preprocess::facenet(&img, size.unwrap_or(160) as usize, preprocess::Standardize::Fixed)
+            let how = arch.preprocessing();
+            let size = size.map_or(how.default_size(), |s| s as usize);
+            match how {
+                Preprocessing::Inception => Ok(preprocess::inception_eval(&img, size)),
+                Preprocessing::FacenetFixed => Ok(preprocess::facenet(&img, size, preprocess::Standardize::Fixed)),
+                Preprocessing::Mtcnn | Preprocessing::None => {
+                    bail!("{} has no image preprocessing; give it a prepared NHWC .npy batch", arch.name())
                 }
-            })
+            }
         })
         .collect::<Result<Vec<Image>>>()?;
     let (shape, data) = preprocess::stack(&images)?;
     nhwc_to_nchw(&shape, &data)
 }
 
-/// A float32 CPU tensor's bytes and shape.
-pub fn tensor_data(t: &Tensor) -> Result<TensorData> {
-    let t = t.f_to_device(Device::Cpu)?.f_to_kind(Kind::Float)?.f_contiguous()?;
-    let shape: Vec<u64> = t.size().iter().map(|&d| d as u64).collect();
-    let n = t.numel();
-    let mut vals = vec![0f32; n];
-    t.f_copy_data(&mut vals, n)?;
-    Ok(TensorData { dtype: DType::F32, shape, data: vals.iter().flat_map(|v| v.to_le_bytes()).collect() })
-}
-
 /// Writes named tensors (rank 4 converted to NHWC) as a float32 safetensors file.
 pub fn write_nhwc(out: &Path, force: bool, tensors: &[(String, Tensor)], metadata: BTreeMap<String, String>) -> Result<()> {
-    let datas = tensors.iter().map(|(_, t)| tensor_data(&to_nhwc(t))).collect::<Result<Vec<_>>>()?;
-    let entries: Vec<StEntry> =
-        tensors.iter().zip(&datas).map(|((n, _), d)| StEntry { name: n.clone(), dtype: DType::F32, shape: d.shape.clone() }).collect();
-    write_safetensors(out, force, &metadata, &entries, &|i| Ok(datas[i].clone()), &|_, _| {})?;
+    let nhwc = tensors.iter().map(|(n, t)| Ok((n.clone(), to_nhwc(t).f_to_kind(Kind::Float)?))).collect::<Result<Vec<_>>>()?;
+    slimzoo::safetensors_file::write_tensors(out, force, &nhwc, &metadata)?;
     Ok(())
 }
 

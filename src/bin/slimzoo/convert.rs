@@ -17,8 +17,8 @@ pub struct Convert {
     /// Output .safetensors file
     #[arg(short, long)]
     output: PathBuf,
-    /// Architecture to validate names and shapes against (detected when absent):
-    /// resnet_v2_50|101|152|200, resnet_v2 (custom, see --blocks), inception_resnet_v1
+    /// Architecture to validate names and shapes against (detected when absent); see `slimzoo zoo`
+    /// for the names
     #[arg(long)]
     arch: Option<String>,
     /// Custom ResNet v2 blocks, BASExUNITS/STRIDE per block (e.g. 64x3/2,128x4/2,256x6/2,512x3/1)
@@ -49,7 +49,7 @@ impl Convert {
             no_validate: self.no_validate,
             ema: self.ema,
             keep_head: self.keep_head,
-            renames: self.renames.iter().map(|r| r.parse::<Rename>()).collect::<Result<_, _>>()?,
+            renames: self.renames.iter().map(|r| r.parse::<Rename>().with_context(|| format!("--rename {r:?}"))).collect::<Result<_>>()?,
         })
     }
 
@@ -77,7 +77,14 @@ impl Convert {
         if let Some(e) = zoo::lookup(&self.checkpoint) {
             eprintln!(
                 "slimzoo: zoo file {}: {}, {} classes, trained on {}, {}; expects {}x{} input, {}",
-                e.file, e.arch, e.classes, e.trained_on, e.accuracy, e.image_size, e.image_size, e.preprocessing.describe()
+                e.file,
+                e.arch,
+                e.classes,
+                e.trained_on,
+                e.accuracy,
+                e.image_size,
+                e.image_size,
+                e.preprocessing.describe()
             );
             extra.insert("slimzoo.zoo".to_string(), e.file.to_string());
             extra.insert("slimzoo.preprocessing".to_string(), e.preprocessing.describe().to_string());
@@ -88,12 +95,7 @@ impl Convert {
         plan.write_safetensors(&ckpt, &self.output, self.force, &extra, &|done, _| bar.set_position(done))
             .with_context(|| format!("cannot write {}", self.output.display()))?;
         bar.finish_and_clear();
-        eprintln!(
-            "slimzoo: wrote {} tensors ({:.1} MB) to {}",
-            plan.tensors.len(),
-            total as f64 / 1e6,
-            self.output.display()
-        );
+        eprintln!("slimzoo: wrote {} tensors ({:.1} MB) to {}", plan.tensors.len(), total as f64 / 1e6, self.output.display());
         Ok(())
     }
 }
@@ -127,7 +129,7 @@ pub struct Zoo {}
 impl Zoo {
     pub fn run(self) -> Result<()> {
         println!("{:<32} {:<20} {:>7} {:>5}  {:<16} {:<14} preprocessing", "file", "arch", "classes", "size", "trained on", "accuracy");
-        for e in zoo::ZOO {
+        for e in slimzoo::models::zoo() {
             let classes = if e.embedding > 0 { format!("{}d", e.embedding) } else { e.classes.to_string() };
             println!(
                 "{:<32} {:<20} {:>7} {:>5}  {:<16} {:<14} {}",

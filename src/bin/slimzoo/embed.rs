@@ -1,13 +1,12 @@
 //! `slimzoo embed` and `slimzoo compare`: facenet embeddings of aligned face images.
 
-use crate::common::{check_device, collect_images, note, nhwc_to_nchw, parse_device, progress_bar, read_npy_batch};
+use crate::common::{check_device, collect_images, nhwc_to_nchw, note, parse_device, progress_bar, read_npy_batch};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use slimzoo::arch::{Model, RunOptions};
 use slimzoo::load::{LoadOptions, load_model};
-use slimzoo::models::endpoints::EndPoints;
-use slimzoo::models::inception_resnet_v1::InceptionResnetV1;
+use slimzoo::models::Task;
 use slimzoo::preprocess::{self, Image, Standardize};
+use slimzoo::{EndPoints, Frozen, Rewrites, RunOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
@@ -19,6 +18,9 @@ pub enum Std {
     /// per-image (x - mean) / max(std, 1/sqrt(N)), facenet's prewhiten
     Prewhiten,
 }
+
+/// Files embedded (rows of the tensor, in order) and files that failed, with why.
+type Embedded = (Vec<PathBuf>, Tensor, Vec<(PathBuf, String)>);
 
 /// What embed and compare share: the weights and the preprocessing.
 #[derive(Debug, Args)]
@@ -44,16 +46,15 @@ pub struct FaceArgs {
 }
 
 impl FaceArgs {
-    fn load(&self) -> Result<Model> {
+    fn load(&self) -> Result<Frozen> {
         let device = check_device(parse_device(&self.device)?)?;
-        let mut loaded = load_model(&self.weights, &LoadOptions::default(), device)
+        let loaded = load_model(&self.weights, &LoadOptions::default(), device)
             .with_context(|| format!("cannot load {}", self.weights.display()))?;
         note(&loaded.notes);
-        if !matches!(loaded.model.net, slimzoo::arch::Net::InceptionResnetV1(_)) {
-            bail!("{} is a {}, not a facenet Inception-ResNet-v1", self.weights.display(), loaded.model.spec);
+        if !matches!(loaded.model.arch().task(), Task::Embedding { .. }) {
+            bail!("{} is a {}, not a net that computes embeddings", self.weights.display(), loaded.model.arch());
         }
-        loaded.model.prepare_inference(slimzoo::models::fast::Rewrites::default())?;
-        Ok(loaded.model)
+        Ok(loaded.model.freeze(Rewrites::default())?)
     }
 
     fn preprocess(&self, img: &Image) -> Image {
@@ -66,10 +67,11 @@ impl FaceArgs {
 
     /// Embeddings of an NCHW batch: l2_normalize(Bottleneck output), concatenated with those of
     /// the mirrored batch when `--flip`.
-    fn embed_batch(&self, model: &Model, x: &Tensor) -> Result<Tensor> {
+    fn embed_batch(&self, model: &Frozen, x: &Tensor) -> Result<Tensor> {
+        let Task::Embedding { epsilon } = model.arch().task() else { bail!("{} computes no embeddings", model.arch()) };
         let run = |x: &Tensor| -> Result<Tensor> {
-            let pre = tch::no_grad(|| model.forward(x, &RunOptions::default(), &mut EndPoints::none()))?;
-            Ok(InceptionResnetV1::embed(&pre)?.f_to_device(Device::Cpu)?)
+            let pre = model.forward(x, &RunOptions::default(), &mut EndPoints::none())?;
+            Ok(slimzoo::nn::tf::l2_normalize(&pre, epsilon)?.f_to_device(Device::Cpu)?)
         };
         let e = run(x)?;
         if !self.flip {
@@ -80,7 +82,7 @@ impl FaceArgs {
     }
 
     /// Embeds every image file; files that fail to decode are reported and skipped.
-    fn embed_files(&self, model: &Model, files: &[PathBuf]) -> Result<(Vec<PathBuf>, Tensor, Vec<(PathBuf, String)>)> {
+    fn embed_files(&self, model: &Frozen, files: &[PathBuf]) -> Result<Embedded> {
         let bar = progress_bar(files.len() as u64, "embedding");
         let (mut ok, mut failed, mut rows) = (Vec::new(), Vec::new(), Vec::new());
         for chunk in files.chunks(self.batch.max(1)) {
@@ -161,7 +163,7 @@ impl Embed {
 }
 
 fn write_embeddings(out: Option<&Path>, force: bool, names: &[PathBuf], emb: &Tensor) -> Result<()> {
-    let d = crate::common::tensor_data(emb)?;
+    let d = slimzoo::safetensors_file::tensor_data(&emb.f_to_kind(tch::Kind::Float)?)?;
     let (n, dim) = (d.shape[0] as usize, d.shape[1] as usize);
     let vals: Vec<f32> = d.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let csv = |w: &mut dyn Write| -> std::io::Result<()> {
@@ -179,12 +181,9 @@ fn write_embeddings(out: Option<&Path>, force: bool, names: &[PathBuf], emb: &Te
     };
     match out.extension().and_then(|e| e.to_str()) {
         Some("npy") => {
-            if !force && out.exists() {
-                bail!("{} already exists (use --force to overwrite)", out.display());
-            }
-            slimzoo::npy::write(out, &[n, dim], &vals)?;
+            slimzoo::npy::write(out, force, &[n, dim], &vals)?;
         }
-        Some("csv") => slimzoo::io::write_atomic(out, force, |w| csv(w))?,
+        Some("csv") => slimzoo::io::write_atomic_buffered(out, force, |w| csv(w))?,
         Some("safetensors") => {
             let files: Vec<String> = names.iter().map(|p| p.display().to_string()).collect();
             let meta = std::collections::BTreeMap::from([("files".to_string(), serde_json::to_string(&files)?)]);

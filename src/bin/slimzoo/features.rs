@@ -3,13 +3,10 @@
 use crate::common::{check_device, model_input, note, parse_device, write_nhwc};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use slimzoo::arch::RunOptions;
 use slimzoo::convert::{ConvertOptions, Rename};
 use slimzoo::load::{LoadOptions, load_model, parse_num_classes};
-use slimzoo::models::endpoints::EndPoints;
-use slimzoo::models::fast::Rewrites;
-use slimzoo::models::inception_resnet_v1::InceptionResnetV1;
-use slimzoo::models::resnet_v2;
+use slimzoo::models::Task;
+use slimzoo::{EndPoints, NetOptions, Rewrites, RunOptions};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -75,7 +72,11 @@ impl Features {
             num_classes: self.num_classes.as_deref().map(parse_num_classes).transpose()?,
             convert: ConvertOptions {
                 ema: self.ema,
-                renames: self.renames.iter().map(|r| r.parse::<Rename>()).collect::<Result<_, _>>()?,
+                renames: self
+                    .renames
+                    .iter()
+                    .map(|r| r.parse::<Rename>().with_context(|| format!("--rename {r:?}")))
+                    .collect::<Result<_>>()?,
                 ..Default::default()
             },
         })
@@ -83,12 +84,12 @@ impl Features {
 
     pub fn run_options(&self) -> RunOptions {
         RunOptions {
-            train: false,
-            resnet: resnet_v2::Options {
+            net: NetOptions {
                 global_pool: !self.no_global_pool,
                 output_stride: self.output_stride,
                 spatial_squeeze: !self.no_spatial_squeeze,
             },
+            ..Default::default()
         }
     }
 
@@ -97,12 +98,12 @@ impl Features {
         if !self.force && self.output.exists() {
             bail!("{} already exists (use --force to overwrite)", self.output.display());
         }
-        let loaded = load_model(&self.weights, &self.load_options()?, device)
-            .with_context(|| format!("cannot load {}", self.weights.display()))?;
+        let loaded =
+            load_model(&self.weights, &self.load_options()?, device).with_context(|| format!("cannot load {}", self.weights.display()))?;
         note(&loaded.notes);
-        let mut model = loaded.model;
-        model.prepare_inference(Rewrites::parse(&self.rewrites)?)?;
-        let x = model_input(&self.input, &model.spec, self.image_size)?;
+        let model = loaded.model.freeze(Rewrites::parse(&self.rewrites)?)?;
+        drop(loaded.model);
+        let x = model_input(&self.input, model.arch(), self.image_size)?;
         let mut ep = match &self.end_points {
             Some(keys) => EndPoints::only(keys.iter().cloned()),
             None => EndPoints::all(),
@@ -113,21 +114,21 @@ impl Features {
             bail!("no end point named {} (this net has: {})", missing.join(", "), ep.available().join(", "));
         }
         let mut tensors: Vec<(String, tch::Tensor)> = ep.into_vec();
-        if let slimzoo::arch::Net::InceptionResnetV1(_) = &model.net {
+        if let Task::Embedding { epsilon } = model.arch().task() {
             // facenet's `embeddings` tensor: l2_normalize(Bottleneck output, epsilon 1e-10).
-            tensors.push(("embeddings".to_string(), InceptionResnetV1::embed(&out)?));
+            tensors.push(("embeddings".to_string(), slimzoo::nn::tf::l2_normalize(&out, epsilon)?));
         }
         tensors.push(("output".to_string(), out));
         let meta = BTreeMap::from([
             ("format".to_string(), "pt".to_string()),
             ("slimzoo.layout".to_string(), "NHWC (TF's), float32".to_string()),
-            ("slimzoo.net".to_string(), model.spec.to_string()),
+            ("slimzoo.net".to_string(), model.arch().to_string()),
             ("slimzoo.options".to_string(), format!("{:?}", self.run_options())),
         ]);
         write_nhwc(&self.output, self.force, &tensors, meta)?;
         eprintln!("slimzoo: wrote {} tensors to {}", tensors.len(), self.output.display());
         for (k, t) in &tensors {
-            eprintln!("  {k} {:?}", slimzoo::models::endpoints::to_nhwc(t).size());
+            eprintln!("  {k} {:?}", slimzoo::nn::to_nhwc(t).size());
         }
         Ok(())
     }

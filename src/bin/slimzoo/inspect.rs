@@ -31,11 +31,8 @@ impl Inspect {
         }
         eprintln!("slimzoo: {}", ckpt.description());
         if self.json {
-            let rows: Vec<_> = ckpt
-                .tensors()
-                .iter()
-                .map(|t| serde_json::json!({"name": t.name, "dtype": t.dtype.py_name(), "shape": t.shape}))
-                .collect();
+            let rows: Vec<_> =
+                ckpt.tensors().iter().map(|t| serde_json::json!({"name": t.name, "dtype": t.dtype.py_name(), "shape": t.shape})).collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
             return Ok(());
         }
@@ -45,21 +42,13 @@ impl Inspect {
             params = params.saturating_add(t.num_elements().unwrap_or(0));
             bytes = bytes.saturating_add(t.byte_size().unwrap_or(0));
         }
-        writeln!(
-            out,
-            "# {} variables, {} parameters, {} bytes ({:.1} MB)",
-            ckpt.tensors().len(),
-            params,
-            bytes,
-            bytes as f64 / 1e6
-        )?;
+        writeln!(out, "# {} variables, {} parameters, {} bytes ({:.1} MB)", ckpt.tensors().len(), params, bytes, bytes as f64 / 1e6)?;
         Ok(())
     }
 
     fn tensor(&self, ckpt: &Checkpoint, name: &str, out: &mut impl Write) -> Result<()> {
-        let info = ckpt
-            .get(name)
-            .with_context(|| format!("no tensor '{name}' in {} (see `slimzoo inspect` for the list)", ckpt.description()))?;
+        let info =
+            ckpt.get(name).with_context(|| format!("no tensor '{name}' in {} (see `slimzoo inspect` for the list)", ckpt.description()))?;
         let values: Vec<String> = if info.dtype == DType::String {
             ckpt.read_string(name)?.iter().take(self.values).map(|s| format!("{:?}", String::from_utf8_lossy(s))).collect()
         } else {

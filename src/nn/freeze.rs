@@ -1,0 +1,159 @@
+//! The frozen inference form: each layer of a net's table, prepared on its own.
+//!
+//! - **BN folding**: a convolution (or dense layer) followed by batch norm becomes one with
+//!   `w * gamma / sqrt(var + eps)` and bias `beta - mean * gamma / sqrt(var + eps)`; a constant
+//!   output factor (facenet's residual scale) is folded the same way. A batch norm on its own
+//!   (ResNet v2's `preact`, `postnorm`) becomes one per-channel `x * scale + shift`.
+//! - **channels-last** weights and activations (oneDNN's native layout; no reorder per layer).
+//! - **fused oneDNN convolutions**: ReLU inside the convolution, and a residual addition done by
+//!   the convolution into the shortcut tensor, in place (see [`super::Cx::conv_add`]).
+//! - **bf16**: weights and activations in bfloat16.
+//!
+//! Nothing here knows a net: the transformation is per layer kind, so every net gets it.
+
+use super::build::{Act, Description, Layer, NormVars};
+use super::fused;
+use crate::error::{Error, Result};
+use std::collections::HashSet;
+use tch::{Kind, Tensor};
+
+/// Which rewrites the frozen form applies (each one builds on the previous).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrites {
+    /// Fold batch norm into convolutions (the base of every rewrite; off only in [`Rewrites::NONE`]).
+    pub fold_bn: bool,
+    /// Channels-last activations and weights.
+    pub channels_last: bool,
+    /// oneDNN fused convolution + ReLU and convolution + residual add.
+    pub fused_ops: bool,
+    /// Compute type: `Float` or `BFloat16` (weights and activations; outputs stay in it).
+    pub kind: Kind,
+}
+
+impl Default for Rewrites {
+    /// Every rewrite, in float32.
+    fn default() -> Self {
+        Rewrites { fold_bn: true, channels_last: true, fused_ops: true, kind: Kind::Float }
+    }
+}
+
+impl Rewrites {
+    /// No rewrite: the frozen form runs the reference layers on a copy of the weights.
+    pub const NONE: Rewrites = Rewrites { fold_bn: false, channels_last: false, fused_ops: false, kind: Kind::Float };
+
+    /// `none`, `fold`, `fold,channels-last`, `fold,channels-last,fused` (= `all`).
+    pub fn parse(s: &str) -> Result<Rewrites> {
+        let mut r = Rewrites { fused_ops: false, channels_last: false, ..Rewrites::default() };
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "none" => return Ok(Rewrites::NONE),
+                "all" => return Ok(Rewrites::default()),
+                "fold" => r.fold_bn = true,
+                "channels-last" | "cl" => r.channels_last = true,
+                "fused" => r.fused_ops = true,
+                other => {
+                    return Err(Error::invalid(format!("unknown rewrite '{other}' (none, fold, channels-last, fused, all)")));
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// The same rewrites computing in `kind`.
+    pub fn with_kind(self, kind: Kind) -> Rewrites {
+        Rewrites { kind, ..self }
+    }
+
+    /// `t` in the compute type and layout (no copy when it already is).
+    pub(crate) fn layout(&self, t: &Tensor) -> Result<Tensor> {
+        let t = if t.is_floating_point() { t.f_to_kind(self.kind)? } else { t.shallow_clone() };
+        if self.channels_last { fused::channels_last(&t) } else { Ok(t) }
+    }
+
+    /// `t` itself when nobody else can see it and it is in the compute type and layout;
+    /// otherwise a copy that is. Safe to write into in place.
+    pub(crate) fn owned(&self, t: Tensor) -> Result<Tensor> {
+        let right_layout =
+            t.kind() == self.kind && if self.channels_last && t.dim() == 4 { fused::is_channels_last(&t) } else { t.is_contiguous() };
+        if right_layout && fused::is_exclusive(&t) {
+            return Ok(t);
+        }
+        let y = self.layout(&t)?;
+        if y.data_ptr() != t.data_ptr() {
+            return Ok(y);
+        }
+        fused::deep_copy(&y)
+    }
+}
+
+/// One layer, prepared.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    /// A convolution with its normalization and output scale folded in.
+    Conv {
+        w: Tensor,
+        b: Tensor,
+        act: Act,
+    },
+    /// A batch norm on its own: `x * scale + shift`, both `[1, C, 1, 1]`.
+    Affine {
+        scale: Tensor,
+        shift: Tensor,
+    },
+    /// A dense layer with its normalization folded in.
+    Dense {
+        w: Tensor,
+        b: Tensor,
+    },
+    PRelu {
+        alpha: Tensor,
+    },
+}
+
+/// (weights, bias) of a layer with its normalization folded in and its output scaled.
+fn fold(w: &Tensor, norm: &NormVars, vars: &[Tensor], scale: f64) -> Result<(Tensor, Tensor)> {
+    let (w, b) = match norm {
+        NormVars::Bias(b) => (w.shallow_clone(), vars[b.0].shallow_clone()),
+        NormVars::Bn(bn) => {
+            let (s, shift) = bn.tensors(vars).affine()?;
+            let mut shape = vec![w.size()[0]];
+            shape.extend(std::iter::repeat_n(1, w.dim() - 1));
+            (w.f_mul(&s.f_view(shape.as_slice())?)?, shift)
+        }
+    };
+    if scale == 1.0 { Ok((w, b)) } else { Ok((w.f_mul_scalar(scale)?, b.f_mul_scalar(scale)?)) }
+}
+
+/// Prepares every layer of `desc` from `vars` (in `desc.vars` order) with rewrites `r`.
+/// The results share no memory with `vars`: a later training step cannot change them.
+pub(crate) fn prepare(desc: &Description, vars: &[Tensor], r: Rewrites) -> Result<Vec<Prepared>> {
+    let sources: HashSet<usize> = vars.iter().map(|v| v.data_ptr() as usize).collect();
+    let fresh = |t: Tensor| -> Result<Tensor> {
+        let t = t.f_detach()?;
+        if sources.contains(&(t.data_ptr() as usize)) { fused::deep_copy(&t) } else { Ok(t) }
+    };
+    let kind = |t: Tensor| -> Result<Tensor> { fresh(t.f_to_kind(r.kind)?) };
+    tch::no_grad(|| {
+        desc.layers
+            .iter()
+            .map(|layer| {
+                Ok(match layer {
+                    Layer::Conv { weights, norm, act, scale } => {
+                        let (w, b) = fold(&vars[weights.0], norm, vars, *scale)?;
+                        Prepared::Conv { w: fresh(r.layout(&w.f_contiguous()?)?)?, b: kind(b)?, act: *act }
+                    }
+                    Layer::BatchNorm(bn) => {
+                        let (scale, shift) = bn.tensors(vars).affine()?;
+                        let c = scale.size()[0];
+                        Prepared::Affine { scale: kind(scale.f_view([1, c, 1, 1])?)?, shift: kind(shift.f_view([1, c, 1, 1])?)? }
+                    }
+                    Layer::Dense { weights, norm, .. } => {
+                        let (w, b) = fold(&vars[weights.0], norm, vars, 1.0)?;
+                        Prepared::Dense { w: kind(w)?, b: kind(b)? }
+                    }
+                    Layer::PRelu { alpha } => Prepared::PRelu { alpha: kind(vars[alpha.0].shallow_clone())? },
+                })
+            })
+            .collect()
+    })
+}
