@@ -29,6 +29,8 @@ pub enum Dropped {
     TrainingHead,
     /// A string, variant or resource tensor: not weights.
     NotNumeric(&'static str),
+    /// A numeric tensor whose dtype safetensors cannot store (complex128, quantized, 4-bit, …).
+    NoSafetensorsDtype(&'static str),
 }
 
 impl fmt::Display for Dropped {
@@ -40,6 +42,7 @@ impl fmt::Display for Dropped {
             Dropped::Tf2Bookkeeping => write!(f, "TF2 bookkeeping"),
             Dropped::TrainingHead => write!(f, "facenet training head (Logits/centers; kept on request)"),
             Dropped::NotNumeric(d) => write!(f, "{d} tensors"),
+            Dropped::NoSafetensorsDtype(d) => write!(f, "{d} tensors (safetensors has no such dtype)"),
         }
     }
 }
@@ -177,6 +180,9 @@ impl Plan {
     /// # Ok::<(), slimzoo::Error>(())
     /// ```
     pub fn new(ckpt: &Checkpoint, opts: &ConvertOptions) -> Result<Plan> {
+        if let Some(blocks) = &opts.blocks {
+            crate::models::resnet_v2::parse_blocks(blocks)?;
+        }
         let source = ckpt.description();
         let mut kept: BTreeMap<String, &TensorInfo> = BTreeMap::new();
         let mut shadows: BTreeMap<String, &TensorInfo> = BTreeMap::new();
@@ -195,7 +201,8 @@ impl Plan {
                 }
                 Some(why) => dropped.push((name, why)),
                 None if crate::dtype::to_safetensors(info.dtype).is_none() => {
-                    dropped.push((name, Dropped::NotNumeric(info.dtype.tf_name())))
+                    let d = info.dtype.tf_name();
+                    dropped.push((name, if info.dtype.is_numeric() { Dropped::NoSafetensorsDtype(d) } else { Dropped::NotNumeric(d) }))
                 }
                 None => {
                     kept.insert(name, info);
@@ -232,6 +239,10 @@ impl Plan {
             tensors.push(Planned { name, source: src.name.clone(), dtype: info.dtype, tf_shape: info.shape.clone(), layout });
         }
         let mut plan = Plan { tensors, dropped, ema_missing, ema_used, arch: None, arch_note: String::new(), source };
+        if plan.tensors.is_empty() {
+            let why = if plan.dropped.is_empty() { "it holds no variables".to_string() } else { plan.dropped_summary() };
+            return Err(Error::invalid(format!("{}: nothing to convert: {why}", plan.source)));
+        }
         plan.validate(opts)?;
         Ok(plan)
     }
@@ -331,7 +342,7 @@ impl Plan {
 
     /// Writes the planned tensors as safetensors to `out` (atomically), each worker thread
     /// holding one tensor at a time. `progress` is called after each tensor with (bytes done,
-    /// bytes total).
+    /// bytes total). `out` is never one of the checkpoint's files, even with `overwrite`.
     pub fn write_safetensors(
         &self,
         ckpt: &Checkpoint,
@@ -340,6 +351,7 @@ impl Plan {
         extra_metadata: &BTreeMap<String, String>,
         progress: &(dyn Fn(u64, u64) + Sync),
     ) -> Result<()> {
+        crate::io::check_output(out, overwrite, ckpt.files())?;
         let mut meta = self.metadata();
         meta.extend(extra_metadata.clone());
         let entries: Vec<Entry> =
@@ -362,11 +374,17 @@ pub fn tensor_from(name: &str, d: &TensorData) -> Result<Tensor> {
 }
 
 /// `slimzoo export`: a tch-layout safetensors file back to a V2 checkpoint at `prefix`
-/// (`prefix.index`, `prefix.data-00000-of-00001`), names unchanged, TF layout restored.
+/// (`prefix.index`, `prefix.data-00000-of-00001`), names unchanged, TF layout restored. Neither
+/// file may exist unless `overwrite`, and neither may be `input` (even with `overwrite`); the
+/// prefix's folder is created if needed, as TF's own writer does.
 pub fn export(input: &Path, prefix: &Path, overwrite: bool) -> Result<usize> {
-    let index = PathBuf::from(format!("{}.index", prefix.display()));
-    if !overwrite && index.exists() {
-        return Err(Error::Output(format!("{}: already exists (use --force to overwrite)", index.display())));
+    for suffix in [".index", ".data-00000-of-00001"] {
+        let mut out = prefix.as_os_str().to_owned();
+        out.push(suffix);
+        let out = PathBuf::from(out);
+        if out.parent().is_none_or(|d| d.as_os_str().is_empty() || d.is_dir()) {
+            crate::io::check_output(&out, overwrite, &[input.to_path_buf()])?;
+        }
     }
     let st = safetensors_file::Mapped::open(input)?;
     let names = st.names()?;

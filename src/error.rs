@@ -19,9 +19,12 @@ pub enum Error {
     #[error("{0}")]
     Output(String),
 
-    /// A torch operation failed (bad shapes reaching libtorch, out of memory, …).
-    #[error("torch: {0}")]
-    Torch(#[from] tch::TchError),
+    /// A torch operation failed (bad shapes reaching libtorch, out of memory, …). The message is
+    /// libtorch's own first line (its `what()`), without the C++ stack trace libtorch appends
+    /// (`Exception raised from …`, `frame #0: …`); the error is not exposed as a source, so no
+    /// chain prints that trace either.
+    #[error("torch: {}", torch_message(.0))]
+    Torch(tch::TchError),
 
     /// An I/O error on a file.
     #[error("{}: {source}", path.display())]
@@ -74,6 +77,22 @@ pub enum Error {
         /// The first variable found changed.
         variable: String,
     },
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Error {
+        Error::Torch(e)
+    }
+}
+
+/// The first line of a libtorch error: what went wrong, without tch's "Internal torch error: "
+/// prefix and without the C++ stack trace that follows it.
+pub fn torch_message(e: &tch::TchError) -> String {
+    let text = match e {
+        tch::TchError::Torch(s) => s.clone(),
+        other => other.to_string(),
+    };
+    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("libtorch failed without a message").to_string()
 }
 
 impl Error {
@@ -137,5 +156,28 @@ impl fmt::Display for Mismatch {
         list(f, "missing from the weights (the net needs them)", self.missing.iter().map(|(n, s)| format!("{n} {s:?}")).collect())?;
         list(f, "unexpected (the net has no such variable)", self.unexpected.iter().map(|(n, s)| format!("{n} {s:?}")).collect())?;
         list(f, "shape differs (net vs weights)", self.shape.iter().map(|(n, a, b)| format!("{n}: {a:?} vs {b:?}")).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_errors_keep_only_their_first_line() {
+        // A real libtorch failure: its message carries the C++ stack trace.
+        let e = tch::Tensor::f_zeros([2, 3], (tch::Kind::Float, tch::Device::Cpu))
+            .and_then(|a| a.f_matmul(&tch::Tensor::f_zeros([4, 5], (tch::Kind::Float, tch::Device::Cpu))?))
+            .unwrap_err();
+        let raw = e.to_string();
+        assert!(raw.contains("Exception raised from") || raw.contains('\n'), "libtorch's text changed: {raw}");
+        let ours = Error::from(e);
+        let msg = ours.to_string();
+        assert_eq!(msg, "torch: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)");
+        assert!(std::error::Error::source(&ours).is_none(), "the raw error must not be in the chain");
+        // tch's own errors, and an empty message.
+        let shape = Error::from(tch::TchError::Shape("bad\nframe #0: x".into()));
+        assert_eq!(shape.to_string(), "torch: invalid shape: bad");
+        assert_eq!(Error::from(tch::TchError::Torch("\n".into())).to_string(), "torch: libtorch failed without a message");
     }
 }

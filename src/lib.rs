@@ -12,7 +12,8 @@
 //!   registered in one place; [`Arch`] names one.
 //! - [`model`]: [`Model`] (variables, the reference path, training) and [`Frozen`] (the
 //!   inference form); [`load`] opens any weights a user has.
-//! - [`preprocess`]: images as the reference pipelines prepare them.
+//! - [`photo`], [`preprocess`]: images decoded and prepared as the reference pipelines do it.
+//! - [`faces`]: face detection (MTCNN) and alignment exactly as facenet does it.
 //!
 //! # Example: end points of a checkpoint
 //!
@@ -36,6 +37,7 @@ pub use tf_checkpoint as ckpt;
 pub mod convert;
 pub mod dtype;
 pub mod error;
+pub mod faces;
 pub mod io;
 pub mod layout;
 pub mod load;
@@ -44,6 +46,7 @@ pub mod models;
 pub mod names;
 pub mod nn;
 pub mod npy;
+pub mod photo;
 pub mod preprocess;
 pub mod safetensors_file;
 pub mod weights;

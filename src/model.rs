@@ -281,6 +281,13 @@ pub struct Frozen {
     sources: Vec<(Tensor, (usize, i64))>,
 }
 
+// SAFETY: a frozen form is never mutated after `Model::freeze` returns: `forward` only reads its
+// prepared tensors (the in-place writes of the frozen path go into activations the call itself
+// allocated, see `Cx::conv_add`), reads the sources' version counters (atomics in libtorch), and
+// libtorch tensors may be read from several threads at once. This is what lets `forward_streams`
+// run sub-batches on several threads.
+unsafe impl Sync for Frozen {}
+
 impl fmt::Debug for Frozen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Frozen({}, {:?})", self.arch, self.rewrites)
@@ -305,6 +312,51 @@ impl Frozen {
     /// The device it runs on.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// The inference forward pass with the batch split into `streams` sub-batches run in
+    /// parallel, each on its own thread with `threads / streams` intra-op threads (OpenVINO's
+    /// "streams": independent work per core, no barriers across cores). Same results as
+    /// [`Frozen::forward`] (end points are concatenated along the batch). `streams` is capped by
+    /// the batch size; 1 is `forward` itself.
+    ///
+    /// libtorch's intra-op thread count is process-wide: it is lowered for the call and restored.
+    pub fn forward_streams(&self, x: &Tensor, opts: &RunOptions, ep: &mut EndPoints, streams: usize) -> Result<Tensor> {
+        let batch = x.size().first().copied().unwrap_or(0).max(0) as usize;
+        let streams = streams.clamp(1, batch.max(1));
+        if streams == 1 {
+            return self.forward(x, opts, ep);
+        }
+        let threads = tch::get_num_threads().max(1);
+        let per = (threads as usize / streams).max(1) as i32;
+        let chunk = batch.div_ceil(streams) as i64;
+        let parts: Vec<Tensor> = (0..streams as i64)
+            .filter_map(|i| {
+                let start = i * chunk;
+                (start < batch as i64).then(|| x.narrow(0, start, chunk.min(batch as i64 - start)))
+            })
+            .collect();
+        tch::set_num_threads(per);
+        let results: Vec<Result<(Tensor, EndPoints)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    let mut part_ep = ep.empty_like();
+                    s.spawn(move || self.forward(&part, opts, &mut part_ep).map(|y| (y, part_ep)))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::invalid("a stream thread panicked")))).collect()
+        });
+        tch::set_num_threads(threads);
+        let mut outs = Vec::with_capacity(results.len());
+        let mut eps = Vec::with_capacity(results.len());
+        for r in results {
+            let (y, e) = r?;
+            outs.push(y);
+            eps.push(e);
+        }
+        ep.concatenate(eps)?;
+        Ok(Tensor::f_cat(&outs, 0)?)
     }
 
     /// `Some(variable)` when the model's weights changed after this form was made.

@@ -4,11 +4,12 @@
 //! header length (u16 for version 1, u32 for 2 and 3), an ASCII header that is a Python dict
 //! literal with `descr`, `fortran_order` and `shape`, padded with spaces and a newline, then the
 //! raw data. Only what slimzoo needs is read: C-order arrays of float32/float64/float16 and the
-//! integer types, converted to f32. The header and the data size are checked before anything is
-//! allocated.
+//! integer types, converted to f32. The header and the data size are checked against the file's
+//! length before the data is read. Values must be finite: a NaN or an infinity in a net's input
+//! is an error naming the element.
 
 use crate::error::{Error, Result};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -27,10 +28,37 @@ pub struct Array {
     pub data: Vec<f32>,
 }
 
-/// Reads a `.npy` file as float32 (other numeric dtypes are converted).
+/// Reads a `.npy` file as float32 (other numeric dtypes are converted). Only a regular file is
+/// opened; its header is parsed, and the data size it implies checked against the file's
+/// length, before the data is read. A NaN or infinite value is an error.
 pub fn read(path: &Path) -> Result<Array> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse(&bytes).map_err(|reason| Error::bad_file(path, format!("not a usable .npy file: {reason}")))
+    crate::io::check_input(path)?;
+    let bad = |reason: String| Error::bad_file(path, format!("not a usable .npy file: {reason}"));
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut bytes = Vec::new();
+    (&file).take(12 + MAX_HEADER as u64).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    let header = parse_header(&bytes).map_err(bad)?;
+    header.check_data_len(len.saturating_sub(header.data_start as u64)).map_err(bad)?;
+    (&file).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    let a = parse(&bytes).map_err(bad)?;
+    check_finite(&a).map_err(|reason| Error::bad_file(path, reason))?;
+    Ok(a)
+}
+
+/// The first non-finite value, named by its index.
+fn check_finite(a: &Array) -> std::result::Result<(), String> {
+    let Some(at) = a.data.iter().position(|v| !v.is_finite()) else { return Ok(()) };
+    let mut index = vec![0usize; a.shape.len()];
+    let mut rest = at;
+    for (i, &d) in a.shape.iter().enumerate().rev() {
+        if d > 0 {
+            index[i] = rest % d;
+            rest /= d;
+        }
+    }
+    let value = a.data.get(at).copied().unwrap_or(f32::NAN);
+    Err(format!("element {index:?} is {value}: input values must be finite"))
 }
 
 /// Reads a float32 NHWC batch (`[N, H, W, C]`, what one feeds TF) as an NCHW tensor.
@@ -43,9 +71,30 @@ pub fn read_nchw(path: &Path) -> Result<tch::Tensor> {
     Ok(tch::Tensor::f_from_slice(&a.data)?.f_view(dims.as_slice())?.f_permute([0, 3, 1, 2])?.f_contiguous()?)
 }
 
-/// Parses `.npy` bytes.
-pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
-    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+/// What a `.npy` header says.
+struct Header {
+    shape: Vec<usize>,
+    descr: String,
+    elem: usize,
+    convert: Convert,
+    /// Offset of the data.
+    data_start: usize,
+    /// Bytes of data the shape and dtype need.
+    data_bytes: usize,
+}
+
+impl Header {
+    fn check_data_len(&self, have: u64) -> std::result::Result<(), String> {
+        if have == self.data_bytes as u64 {
+            return Ok(());
+        }
+        Err(format!("shape {:?} of '{}' needs {} data bytes, the file has {have}", self.shape, self.descr, self.data_bytes))
+    }
+}
+
+/// Parses the magic, version and header of `.npy` bytes (the data may be absent).
+fn parse_header(bytes: &[u8]) -> std::result::Result<Header, String> {
+    if bytes.len() < 10 || bytes.get(..6) != Some(MAGIC) {
         return Err("missing the \\x93NUMPY magic".into());
     }
     let (header_len, start) = match bytes[6] {
@@ -86,14 +135,18 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
         "b1" => (1, |b, _| if b[0] != 0 { 1.0 } else { 0.0 }),
         other => return Err(format!("unsupported dtype '{other}'")),
     };
-    let big_endian = descr.starts_with('>');
-    let need = count.checked_mul(elem).ok_or("shape overflows")?;
-    let data = &bytes[end..];
-    if data.len() != need {
-        return Err(format!("shape {shape:?} of '{descr}' needs {need} data bytes, the file has {}", data.len()));
-    }
-    let data = data.chunks_exact(elem).map(|c| convert(c, big_endian)).collect();
-    Ok(Array { shape, data })
+    let data_bytes = count.checked_mul(elem).ok_or("shape overflows")?;
+    Ok(Header { shape, descr: descr.to_string(), elem, convert, data_start: end, data_bytes })
+}
+
+/// Parses `.npy` bytes.
+pub fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
+    let h = parse_header(bytes)?;
+    let data = bytes.get(h.data_start..).unwrap_or_default();
+    h.check_data_len(data.len() as u64)?;
+    let big_endian = h.descr.starts_with('>');
+    let data = data.chunks_exact(h.elem).map(|c| (h.convert)(c, big_endian)).collect();
+    Ok(Array { shape: h.shape, data })
 }
 
 fn read_u16(b: &[u8], be: bool) -> u16 {
@@ -224,5 +277,30 @@ mod tests {
         let err = parse(&edit("False", "True ")).unwrap_err();
         assert!(err.contains("Fortran"), "{err}");
         assert!(parse(&edit("<f4", "|O8")).unwrap_err().contains("unsupported dtype"));
+    }
+
+    #[test]
+    fn files_are_checked_before_their_data_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.npy");
+        std::fs::write(&p, to_bytes(&[1, 2, 2, 1], &[0.5, -1.0, 2.0, 3.5])).unwrap();
+        assert_eq!(read(&p).unwrap().data, [0.5, -1.0, 2.0, 3.5]);
+        // A huge shape with a few bytes of data: refused from the file's length.
+        let mut huge = to_bytes(&[1, 2, 2, 1], &[0.0; 4]);
+        let pos = huge.windows(12).position(|w| w == b"(1, 2, 2, 1)").unwrap();
+        huge[pos..pos + 12].copy_from_slice(b"(9999999999)");
+        std::fs::write(&p, &huge).unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.ends_with("not a usable .npy file: shape [9999999999] of '<f4' needs 39999999996 data bytes, the file has 16"), "{e}");
+        // NaN and infinity, named by index.
+        std::fs::write(&p, to_bytes(&[1, 2, 3], &[0.0, 1.0, 2.0, 3.0, f32::NAN, 5.0])).unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.ends_with("a.npy: element [0, 1, 1] is NaN: input values must be finite"), "{e}");
+        std::fs::write(&p, to_bytes(&[2], &[f32::NEG_INFINITY, 1.0])).unwrap();
+        assert!(read(&p).unwrap_err().to_string().ends_with("element [0] is -inf: input values must be finite"));
+        // Not a regular file: never opened (a FIFO would block).
+        let e = read(Path::new("/dev/null")).unwrap_err().to_string();
+        assert_eq!(e, "/dev/null: is a device, not a regular file");
+        assert!(read(dir.path()).is_err());
     }
 }

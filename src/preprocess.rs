@@ -1,4 +1,6 @@
-//! Image decoding and the preprocessing each model family expects, with TF's arithmetic.
+//! The preprocessing each model family expects, with TF's arithmetic, on images decoded by
+//! [`crate::photo`] (TF's decoder for slim's preprocessing, Pillow's for facenet's, as the caller
+//! picks).
 //!
 //! - slim's ResNet v2 zoo weights: inception eval preprocessing (`inception_preprocessing.py`,
 //!   `preprocess_for_eval`): RGB in [0, 1], `central_crop(0.875)`, bilinear resize (TF's legacy
@@ -11,6 +13,7 @@
 //! Images are returned as HWC float32 (TF's layout); batches are stacked NHWC.
 
 use crate::error::{Error, Result};
+use crate::photo::{self, Decoder, Rgb8};
 use std::path::Path;
 
 /// How a model's inputs must be prepared.
@@ -59,24 +62,24 @@ pub struct Image {
     pub data: Vec<f32>,
 }
 
-/// Largest decoded image accepted (bytes of the decoder's buffers).
-const MAX_DECODE_BYTES: u64 = 1 << 30;
-
-/// Decodes an image file to RGB with values 0..=255 (grayscale is replicated, alpha dropped).
-pub fn load_rgb(path: &Path) -> Result<Image> {
-    let bad = |reason: String| Error::bad_file(path, reason);
-    let mut reader =
-        image::ImageReader::open(path).map_err(|e| Error::io(path, e))?.with_guessed_format().map_err(|e| Error::io(path, e))?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let img = reader.decode().map_err(|e| bad(format!("cannot decode image: {e}")))?;
-    let rgb = img.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    Ok(Image { height: h as usize, width: w as usize, data: rgb.into_raw().into_iter().map(f32::from).collect() })
+/// Decodes an image file like `decoder` ([`photo::read_rgb8`], default limits) to RGB with values
+/// 0..=255 as float32 (grayscale is replicated, alpha dropped).
+pub fn load_rgb(path: &Path, decoder: Decoder) -> Result<Image> {
+    Image::from_rgb8(&photo::read_rgb8(path, decoder)?)
 }
 
 impl Image {
+    /// The float32 copy (values 0..=255) of an 8-bit RGB image; fails instead of aborting when the
+    /// memory cannot be had.
+    pub fn from_rgb8(rgb: &Rgb8) -> Result<Image> {
+        let mut data = Vec::new();
+        data.try_reserve_exact(rgb.data.len()).map_err(|_| {
+            Error::invalid(format!("cannot allocate {} bytes for a {}x{} float32 image", rgb.data.len() * 4, rgb.width, rgb.height))
+        })?;
+        data.extend(rgb.data.iter().map(|&v| f32::from(v)));
+        Ok(Image { height: rgb.height, width: rgb.width, data })
+    }
+
     /// TF's `tf.image.central_crop(image, fraction)`:
     /// `start = int((size - size * fraction) / 2)`, `extent = size - 2 * start`, per dimension.
     pub fn central_crop(&self, fraction: f64) -> Image {

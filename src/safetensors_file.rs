@@ -26,8 +26,9 @@ pub struct Mapped {
 }
 
 impl Mapped {
-    /// Maps and validates `path`.
+    /// Maps and validates `path` (a regular file: a FIFO or a device is refused unopened).
     pub fn open(path: &Path) -> Result<Mapped> {
+        crate::io::check_input(path)?;
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if !meta.is_file() {

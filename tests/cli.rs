@@ -289,3 +289,88 @@ fn bad_input_gives_clear_errors() {
     );
     fails(&["convert", s(&v2), "-o", s(&t.join("r.st")), "--rename", "([=x"], &["--rename"]);
 }
+
+/// Issue #14: options refused before any work with their allowed range, hostile checkpoint
+/// contents named, outputs that would overwrite an input refused, nothing converted silently.
+#[test]
+fn bad_values_are_named_with_what_is_allowed() {
+    use slimzoo::ckpt::writer::{BundleEntryProto, BundleOptions, BundleWriter};
+    use slimzoo::ckpt::{DType, TensorData, crc};
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for (args, want) in [
+        (&["bench", "--threads", "0"][..], "invalid value '0' for '--threads <THREADS>': expected a whole number in 1..=1024"),
+        (&["bench", "--threads", "-1"], "invalid value '-1' for '--threads <THREADS>': expected a whole number in 1..=1024"),
+        (&["bench", "--batch", "1e9"], "invalid value '1e9' for '--batch <BATCH>': expected a whole number in 1..=4096"),
+        (&["bench", "--size", "0"], "invalid value '0' for '--size <SIZE>': expected a whole number in 1..=4096"),
+        (&["bench", "--batches", "0"], "expected a whole number in 1..=1000000"),
+        (&["bench", "--repeat", "0"], "invalid value '0' for '--repeat <REPEAT>': expected a whole number in 1..=1000"),
+        (&["bench", "--batch", "4096", "--size", "4096"], "--batch 4096 at --size 4096: the input alone would hold 206158430208 values"),
+        (&["check", "--tol", "nan"], "invalid value 'nan' for '--tol <TOL>': expected a number in 0..=1"),
+        (&["inspect", "x", "--values", "-3"], "expected a whole number in 0..=1000000"),
+        (&["zoo", "extra"], "unexpected argument 'extra' found"),
+    ] {
+        let err = fails(args, &[want]);
+        assert_eq!(err.matches("slimzoo: error:").count(), 1, "{err}");
+    }
+
+    // A checkpoint with a tensor of dtype 9999 and one of rank 100000: errors naming them.
+    let write = |name: &str, key: &str, dtype: i32, dims: Vec<i64>| {
+        let prefix = t.join(name).join("model.ckpt");
+        std::fs::create_dir_all(prefix.parent().unwrap()).unwrap();
+        let mut w = BundleWriter::new("t", vec![Vec::new()], BundleOptions::default()).unwrap();
+        w.add("ok", &TensorData { dtype: DType::F32, shape: vec![1], data: vec![0; 4] }).unwrap();
+        let off = w.append_raw(0, &[0; 8]).unwrap();
+        let mut e = BundleEntryProto { dtype, offset: off as i64, size: 8, crc32c: crc::mask(crc::value(&[0; 8])), ..Default::default() };
+        e.shape.dims = dims;
+        w.add_raw_entry(key.as_bytes(), e).unwrap();
+        let (index, shards) = w.finish().unwrap();
+        std::fs::write(prefix.with_extension("ckpt.index"), index).unwrap();
+        std::fs::write(prefix.with_extension("ckpt.data-00000-of-00001"), &shards[0]).unwrap();
+        prefix
+    };
+    let odd = write("odd", "net/odd", 9999, vec![2]);
+    let out = t.join("o.safetensors");
+    fails(
+        &["convert", s(&odd), "-o", s(&out)],
+        &["model.ckpt.index: tensor 'net/odd': its dtype number 9999 is not a TensorFlow DataType"],
+    );
+    assert!(!out.exists());
+    let deep = write("deep", "deep", 1, vec![1; 100_000]);
+    let err = fails(&["inspect", s(&deep)], &["tensor 'deep': its shape has rank 100000, more than TensorFlow's limit of 254"]);
+    assert!(err.len() < 1000, "the shape is not printed: {err}");
+
+    // Nothing convertible: an error, not an empty file.
+    let strings = t.join("strings/model.ckpt");
+    std::fs::create_dir_all(strings.parent().unwrap()).unwrap();
+    let mut w = BundleWriter::new("t", vec![Vec::new()], BundleOptions::default()).unwrap();
+    w.add_strings("names", &[1], &[b"a".to_vec()]).unwrap();
+    let (index, shards) = w.finish().unwrap();
+    std::fs::write(strings.with_extension("ckpt.index"), index).unwrap();
+    std::fs::write(strings.with_extension("ckpt.data-00000-of-00001"), &shards[0]).unwrap();
+    fails(&["convert", s(&strings), "-o", s(&out)], &["nothing to convert: dropped 1 variables: 1 string tensors"]);
+    assert!(!out.exists());
+
+    // Outputs: never an input (however spelled, even with --force), never an existing file
+    // without --force, bench --convert included.
+    let v1 = t.join("v1/model.ckpt");
+    std::fs::create_dir_all(v1.parent().unwrap()).unwrap();
+    std::fs::copy(fixture("tiny/v1/model.ckpt"), &v1).unwrap();
+    let before = std::fs::read(&v1).unwrap();
+    let respelled = t.join("v1/../v1/model.ckpt");
+    for o in [&v1, &respelled] {
+        fails(&["convert", s(&v1), "-o", s(o), "--force"], &["is an input of this command", "choose another output"]);
+        fails(&["bench", "--convert", s(&v1), "-o", s(o), "--force", "--repeat", "1"], &["is an input of this command"]);
+    }
+    let data = fixture("tiny/v2/model.ckpt.data-00000-of-00001");
+    fails(
+        &["convert", s(&fixture("tiny/v2")), "-o", s(&data), "--force"],
+        &["model.ckpt.data-00000-of-00001: is an input of this command"],
+    );
+    assert_eq!(std::fs::read(&v1).unwrap(), before, "the input is intact");
+    std::fs::write(&out, b"precious").unwrap();
+    fails(&["bench", "--convert", s(&v1), "-o", s(&out), "--repeat", "1"], &["o.safetensors: already exists (use --force to overwrite)"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    ok(&["bench", "--convert", s(&v1), "-o", s(&out), "--repeat", "2", "--force"]);
+    assert_eq!(Weights::from_safetensors(&out).unwrap().tensors.len(), 126);
+}

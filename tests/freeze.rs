@@ -86,3 +86,25 @@ fn nan_propagates_like_the_reference_path() {
     assert_eq!(finite(&reference).sum(Kind::Float).double_value(&[]), 0.0, "TF's result here is all NaN");
     assert!(finite(&frozen).equal(&finite(&reference)), "non-finite rows differ:\n{frozen}\n{reference}");
 }
+
+/// Streams (sub-batches in parallel) give the results and end points of one pass.
+#[test]
+fn streams_equal_one_pass() {
+    let model = load_model(&fixture("tiny/v2"), &LoadOptions::default(), Device::Cpu).unwrap().model;
+    let x = npy_nchw(&fixture("tiny/input.npy"));
+    let x = Tensor::cat(&[&x, &x.flip([3]), &(&x * 0.5)], 0).narrow(0, 0, 5);
+    let frozen = model.freeze(Rewrites::default()).unwrap();
+    let mut ep1 = EndPoints::all();
+    let one = frozen.forward(&x, &RunOptions::default(), &mut ep1).unwrap();
+    let threads = tch::get_num_threads();
+    for streams in [2, 3, 8] {
+        let mut ep = EndPoints::all();
+        let out = frozen.forward_streams(&x, &RunOptions::default(), &mut ep, streams).unwrap();
+        assert!(max_diff(&out, &one) <= 1e-5, "{streams} streams: output differs");
+        assert_eq!(ep.keys().collect::<Vec<_>>(), ep1.keys().collect::<Vec<_>>());
+        for (key, t) in ep.iter() {
+            assert!(max_diff(t, ep1.get(key).unwrap()) <= 1e-5, "{streams} streams: {key}");
+        }
+    }
+    assert_eq!(tch::get_num_threads(), threads, "the intra-op thread count is restored");
+}

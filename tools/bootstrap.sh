@@ -2,6 +2,7 @@
 # Idempotent set-up of slimzoo's project-local Python environments.
 #
 #   tools/bootstrap.sh torch   .venv/torch: torch==2.13.0, the libtorch that tch 0.26 links against
+#                              (and nasm, via apt-get when root, for libjpeg-turbo's SIMD kernels)
 #   tools/bootstrap.sh tf      .venv/tf:    TensorFlow 2.21 + tf-slim + facenet, the reference for fixtures
 #   tools/bootstrap.sh all     both
 #   tools/bootstrap.sh bench   .venv/bench: torch + ONNX Runtime + OpenVINO + torchvision/facenet-pytorch, for
@@ -33,7 +34,20 @@ make_venv() { # name requirements-file [extra pip commands...]
     echo "$want" > "$dir/.slimzoo-stamp"
 }
 
+# nasm assembles libjpeg-turbo's SIMD kernels for crates/imgops (as in Pillow's and TF's builds).
+# Without it the build uses the C kernels (same pixels on valid JPEGs; see crates/imgops/README.md),
+# so this installs it where apt can (root) and otherwise carries on quietly.
+ensure_nasm() {
+    command -v nasm >/dev/null 2>&1 && return 0
+    [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1 || return 0
+    log "installing nasm (apt-get) for libjpeg-turbo's SIMD kernels"
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -q nasm || { apt-get update -q && apt-get install -y -q nasm; }; } >/dev/null 2>&1 ||
+        log "could not install nasm: libjpeg-turbo will use its C kernels"
+}
+
 torch_env() {
+    ensure_nasm
     make_venv torch "$root/tools/requirements-torch.txt"
     local site; site=$("$venvs/torch/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
     ln -sfn "$site/torch" "$venvs/libtorch"

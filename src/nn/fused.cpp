@@ -78,6 +78,18 @@ char *slz_conv_pointwise(at::Tensor **out, const at::Tensor *x, const at::Tensor
   })
 }
 
+// w reordered once into the blocked layout oneDNN's convolution wants for this geometry (an
+// opaque MKLDNN tensor with the same sizes); the fused convolutions take it as their weight.
+char *slz_reorder_conv_weight(at::Tensor **out, const at::Tensor *w, const int64_t *pad, const int64_t *stride,
+                              const int64_t *dilation, int64_t groups, const int64_t *input_size) {
+  SLZ_TRY({
+    static const c10::OperatorHandle handle = op("mkldnn::_reorder_convolution_weight", "");
+    torch::jit::Stack stack{*w, ints(pad, 2), ints(stride, 2), ints(dilation, 2), groups, ints(input_size, 4)};
+    handle.callBoxed(&stack);
+    *out = new at::Tensor(stack.at(0).toTensor());
+  })
+}
+
 // other += conv(x, w) + b, then `unary` ("none" or "relu") on the sum, in place.
 char *slz_conv_add_(const at::Tensor *other, const at::Tensor *x, const at::Tensor *w, const at::Tensor *b,
                     const int64_t *pad, const int64_t *stride, const int64_t *dilation, int64_t groups,

@@ -31,6 +31,15 @@ unsafe extern "C" {
         groups: i64,
         attr: *const c_char,
     ) -> *mut c_char;
+    fn slz_reorder_conv_weight(
+        out: *mut *mut C_tensor,
+        w: *const C_tensor,
+        pad: *const i64,
+        stride: *const i64,
+        dilation: *const i64,
+        groups: i64,
+        input_size: *const i64,
+    ) -> *mut c_char;
     fn slz_conv_add_(
         other: *const C_tensor,
         x: *const C_tensor,
@@ -95,6 +104,21 @@ pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: Geometry, relu: bool)
         )
     };
     check(err, "fused convolution")?;
+    // SAFETY: see above.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// `w` reordered once into oneDNN's blocked weight layout for a convolution `g` on inputs of
+/// `input_size` (NCHW sizes): an opaque MKLDNN tensor with `w`'s sizes that [`conv`] and
+/// [`conv_add_`] use without reordering it on every call (they still accept it for other input
+/// sizes and geometries, reordering when oneDNN wants another layout).
+pub fn prepack(w: &Tensor, g: Geometry, input_size: [i64; 4]) -> Result<Tensor> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: as in `conv`: live inputs for the call, a new owned tensor in `out` on success.
+    let err = unsafe {
+        slz_reorder_conv_weight(&mut out, w.as_ptr(), g.pad.as_ptr(), g.stride.as_ptr(), g.dilation.as_ptr(), 1, input_size.as_ptr())
+    };
+    check(err, "weight reorder")?;
     // SAFETY: see above.
     Ok(unsafe { Tensor::from_ptr(out) })
 }
@@ -190,6 +214,23 @@ mod tests {
         assert!(!is_channels_last(&x));
         let cl = channels_last(&x).unwrap();
         assert!(is_channels_last(&cl) && is_channels_last(&deep_copy(&cl).unwrap()));
+    }
+
+    #[test]
+    fn prepacked_weights_give_the_same_results() {
+        let opts = (Kind::Float, Device::Cpu);
+        let x = channels_last(&Tensor::randn([2, 8, 9, 7], opts)).unwrap();
+        let w = channels_last(&Tensor::randn([6, 8, 3, 3], opts)).unwrap();
+        let b = Tensor::randn([6], opts);
+        let g = Geometry { pad: [1, 1], stride: [1, 1], dilation: [1, 1] };
+        let packed = prepack(&w, g, [1, 8, 32, 32]).unwrap();
+        assert!(packed.is_mkldnn());
+        assert_eq!(packed.size(), w.size());
+        let want = conv(&x, &w, Some(&b), g, true).unwrap();
+        assert!(conv(&x, &packed, Some(&b), g, true).unwrap().equal(&want));
+        // Another geometry than the one packed for.
+        let g2 = Geometry { pad: [2, 2], stride: [2, 2], dilation: [2, 2] };
+        assert!(conv(&x, &packed, Some(&b), g2, false).unwrap().equal(&conv(&x, &w, Some(&b), g2, false).unwrap()));
     }
 
     #[test]

@@ -60,6 +60,42 @@ pub fn reference(name: &str) -> PathBuf {
     dir
 }
 
+/// facenet's face pipeline run by real TF (`tools/faceref.py photos`, `refs` and `embed`, see that
+/// script's docstring for every file), made when missing. Panics with the generator's output
+/// when it cannot be made.
+pub fn face_reference() -> PathBuf {
+    let cache = repo().join(".cache/faces");
+    let (photos, refs) = (cache.join("photos"), cache.join("refs"));
+    let done = || photos.join("DONE").exists() && refs.join("DONE").exists() && refs.join("EMBED_DONE").exists();
+    if done() {
+        return refs;
+    }
+    let model = reference("facenet_512");
+    let _guard = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    if done() {
+        return refs;
+    }
+    let python = repo().join(".venv/tf/bin/python");
+    assert!(python.exists(), "the face references are missing and the TF venv is not installed: run `tools/bootstrap.sh tf`");
+    let model = model.join("20990101-000000");
+    for args in [
+        vec!["photos", "--out", photos.to_str().unwrap()],
+        vec!["refs", "--out", refs.to_str().unwrap(), "--photos", photos.to_str().unwrap()],
+        vec!["embed", "--out", refs.to_str().unwrap(), "--model", model.to_str().unwrap()],
+    ] {
+        eprintln!("making the face references: faceref.py {}…", args[0]);
+        let out = Command::new(&python).arg(repo().join("tools/faceref.py")).args(&args).output().expect("cannot run tools/faceref.py");
+        assert!(
+            out.status.success(),
+            "tools/faceref.py {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(done(), "tools/faceref.py ran but {} is incomplete", refs.display());
+    refs
+}
+
 /// TF's own view of a checkpoint (`tf_values.safetensors`, TF layout) in tch layout.
 pub fn tf_values_as_weights(path: &Path) -> Weights {
     let mut w = Weights::from_safetensors(path).unwrap();

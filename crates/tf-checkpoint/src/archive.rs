@@ -7,21 +7,37 @@
 //!   followed: they are not files here.
 //! * A zip member stored without compression is read in place (a window of the zip file).
 //!   Any other member is decompressed into memory once, when first needed, never to disk.
-//! * Decompression bombs: a member whose declared size is over the limit, or whose real
-//!   decompressed size exceeds its declared size, is refused. Buffers grow with the data
-//!   actually produced; declared sizes are not trusted for allocation. The limit defaults to
-//!   16 GiB and can be set with `SLIMZOO_MAX_MEMBER_BYTES`.
+//! * A zip with two members of the same name is refused, as a tar(.gz) is (readers disagree on
+//!   which one counts: the zip crate keeps the last, others the first).
+//! * Decompression bombs ([`OpenOptions`] has the limits and their defaults): a member whose
+//!   declared size is over `max_member_bytes` (2 GiB), or whose real decompressed size exceeds
+//!   its declared size, is refused; so is a member that decompresses to more than
+//!   `max_member_ratio` (100) times its compressed size, unless it is at most
+//!   [`OpenOptions::RATIO_FREE_BYTES`] (16 MiB). A zip member's ratio is checked from its
+//!   declared sizes before anything is decompressed; a `.tar.gz` member's (tar has no
+//!   compressed sizes) while the stream is decompressed, listing included, counting the
+//!   compressed bytes read for it. Buffers grow with the data actually produced; declared sizes
+//!   are not trusted for allocation.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
+use super::OpenOptions;
 use super::blob::Blob;
 use super::error::{CkptError, Result};
 
 /// Initial capacity of a member buffer, whatever the member claims.
 const INITIAL_CAPACITY: u64 = 64 << 20;
+/// Read buffer under a gzip decoder: small, so that the count of compressed bytes read runs
+/// little ahead of what the decoder has used.
+const GZ_READ_BUFFER: usize = 64 << 10;
+/// Largest zip central directory read to name a duplicate member.
+const MAX_CENTRAL_DIRECTORY: u64 = 64 << 20;
 
 /// Kinds of archive, from the file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +70,8 @@ pub(crate) struct Member {
     pub name: String,
     /// Declared (uncompressed) size.
     pub size: u64,
+    /// Zip: declared compressed size.
+    compressed: u64,
     /// A regular file (not a folder, not a link).
     pub is_file: bool,
     /// Zip: index in the central directory.
@@ -69,7 +87,7 @@ pub(crate) struct Archive {
     display: String,
     kind: ArchiveKind,
     members: Vec<Member>,
-    max_member_bytes: u64,
+    limits: OpenOptions,
 }
 
 /// Normalizes a member name; `Err` for names that could escape the archive's folder
@@ -96,12 +114,13 @@ fn normalize(raw: &str) -> std::result::Result<String, &'static str> {
 }
 
 impl Archive {
-    /// Lists the members of the archive at `path`.
-    pub fn open(path: &Path, kind: ArchiveKind, max_member_bytes: u64) -> Result<Arc<Archive>> {
+    /// Lists the members of the archive at `path`; `limits` apply when members are read (and,
+    /// for a `.tar.gz`, the ratio limit while it is listed).
+    pub fn open(path: &Path, kind: ArchiveKind, limits: &OpenOptions) -> Result<Arc<Archive>> {
         let display = path.display().to_string();
         let raw = match kind {
             ArchiveKind::Zip => list_zip(path, &display)?,
-            ArchiveKind::Tar | ArchiveKind::TarGz => list_tar(path, &display, kind)?,
+            ArchiveKind::Tar | ArchiveKind::TarGz => list_tar(path, &display, kind, limits)?,
         };
         let mut members: Vec<Member> = Vec::with_capacity(raw.len());
         for (raw_name, mut m) in raw {
@@ -119,7 +138,12 @@ impl Archive {
             }
             members.push(m);
         }
-        Ok(Arc::new(Archive { path: path.to_path_buf(), display, kind, members, max_member_bytes }))
+        Ok(Arc::new(Archive { path: path.to_path_buf(), display, kind, members, limits: *limits }))
+    }
+
+    /// The archive file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The archive's path as shown in messages.
@@ -172,31 +196,42 @@ impl Archive {
     /// Decompresses a member into memory now.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         let m = self.file_member(name)?;
-        if m.size > self.max_member_bytes {
+        let max = self.limits.max_member_bytes;
+        if m.size > max {
             return Err(self.member_err(
                 name,
                 format!(
-                    "its declared size of {} bytes is over the limit of {} bytes (set SLIMZOO_MAX_MEMBER_BYTES to raise it)",
-                    m.size, self.max_member_bytes
+                    "its declared size of {} bytes is over the limit of {max} bytes (set SLIMZOO_MAX_MEMBER_BYTES to raise it)",
+                    m.size
                 ),
             ));
         }
         match self.kind {
             ArchiveKind::Zip => {
+                self.check_zip_ratio(name, m)?;
                 let file = File::open(&self.path).map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
                 let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| self.zip_err(e))?;
                 let entry = zip.by_index(m.zip_index).map_err(|e| self.member_err(name, format!("cannot be read: {e}")))?;
                 self.read_capped(name, entry, m.size)
             }
             ArchiveKind::Tar | ArchiveKind::TarGz => {
-                let mut tar = tar::Archive::new(self.tar_reader()?);
-                let entries = tar.entries().map_err(|e| CkptError::io(&self.display, "could not read the tar stream", e))?;
+                let (stream, meter) = tar_stream(&self.path, &self.display, self.kind, &self.limits)?;
+                let mut tar = tar::Archive::new(stream);
+                let stream_err = |e: std::io::Error| match meter.tripped() {
+                    Some(member) => self.ratio_err(&member),
+                    None => CkptError::io(&self.display, "could not read the tar stream", e),
+                };
+                let entries = tar.entries().map_err(stream_err)?;
                 for entry in entries {
-                    let entry = entry.map_err(|e| CkptError::io(&self.display, "could not read the tar stream", e))?;
+                    let entry = entry.map_err(stream_err)?;
                     let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+                    meter.start_member(&raw);
                     if normalize(&raw).as_deref() == Ok(name) && is_tar_file(entry.header().entry_type()) {
                         let size = entry.size();
-                        return self.read_capped(name, entry, size);
+                        return self.read_capped(name, entry, size).map_err(|e| match meter.tripped() {
+                            Some(_) => self.ratio_err(name),
+                            None => e,
+                        });
                     }
                 }
                 Err(self.member_err(name, "disappeared from the archive while it was being read"))
@@ -204,17 +239,27 @@ impl Archive {
         }
     }
 
-    fn zip_err(&self, e: zip::result::ZipError) -> CkptError {
-        CkptError::Archive { archive: self.display.clone(), reason: format!("not a readable zip archive: {e}") }
+    /// A zip member's declared sizes against the ratio limit (before decompressing it).
+    fn check_zip_ratio(&self, name: &str, m: &Member) -> Result<()> {
+        let ratio = self.limits.max_member_ratio;
+        if m.size <= OpenOptions::RATIO_FREE_BYTES || m.size <= m.compressed.saturating_mul(ratio) {
+            return Ok(());
+        }
+        Err(self.member_err(
+            name,
+            format!(
+                "its declared size of {} bytes is more than {ratio} times its compressed size of {} bytes {BOMB_HINT}",
+                m.size, m.compressed
+            ),
+        ))
     }
 
-    fn tar_reader(&self) -> Result<Box<dyn Read>> {
-        let file = File::open(&self.path).map_err(|e| CkptError::io(&self.display, "could not open the archive", e))?;
-        let buffered = BufReader::with_capacity(1 << 20, file);
-        Ok(match self.kind {
-            ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-            _ => Box::new(buffered),
-        })
+    fn ratio_err(&self, member: &str) -> CkptError {
+        ratio_exceeded(&self.display, member, self.limits.max_member_ratio)
+    }
+
+    fn zip_err(&self, e: zip::result::ZipError) -> CkptError {
+        CkptError::Archive { archive: self.display.clone(), reason: format!("not a readable zip archive: {e}") }
     }
 
     /// Reads at most `declared` bytes (≤ the limit); more data than declared is an error.
@@ -237,6 +282,98 @@ impl Archive {
     }
 }
 
+/// What follows a ratio error: why, and what to do.
+const BOMB_HINT: &str =
+    "(a decompression bomb?); real checkpoint files compress about 1.1:1 (set SLIMZOO_MAX_MEMBER_RATIO to raise the limit)";
+
+/// The error for a `.tar.gz` member that exceeded the ratio limit.
+fn ratio_exceeded(archive: &str, raw_member: &str, max_ratio: u64) -> CkptError {
+    CkptError::ArchiveMember {
+        archive: archive.to_string(),
+        member: normalize(raw_member).unwrap_or_else(|_| raw_member.to_string()),
+        reason: format!("decompresses to more than {max_ratio} times its compressed size {BOMB_HINT}"),
+    }
+}
+
+/// Counts, for a `.tar.gz`, the compressed bytes read and the bytes decompressed since the
+/// current member started, and trips when a member above [`OpenOptions::RATIO_FREE_BYTES`]
+/// exceeds the ratio limit. Shared by the two readers around the decoder.
+#[derive(Debug, Default)]
+struct Meter {
+    compressed: Cell<u64>,
+    produced: Cell<u64>,
+    /// (compressed, produced) when the current member started.
+    start: Cell<(u64, u64)>,
+    member: RefCell<String>,
+    tripped: RefCell<Option<String>>,
+}
+
+impl Meter {
+    /// The member whose data comes next.
+    fn start_member(&self, name: &str) {
+        self.start.set((self.compressed.get(), self.produced.get()));
+        name.clone_into(&mut self.member.borrow_mut());
+    }
+
+    /// The member that exceeded the ratio, if one did.
+    fn tripped(&self) -> Option<String> {
+        self.tripped.borrow().clone()
+    }
+}
+
+/// Counts the compressed bytes read from the file.
+struct CountIn<R> {
+    inner: R,
+    meter: Rc<Meter>,
+}
+
+impl<R: Read> Read for CountIn<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.meter.compressed.set(self.meter.compressed.get().saturating_add(n as u64));
+        Ok(n)
+    }
+}
+
+/// Counts the decompressed bytes and stops the stream when the ratio limit is exceeded.
+struct RatioGuard<R> {
+    inner: R,
+    meter: Rc<Meter>,
+    max_ratio: u64,
+}
+
+impl<R: Read> Read for RatioGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let m = &self.meter;
+        m.produced.set(m.produced.get().saturating_add(n as u64));
+        let (c0, p0) = m.start.get();
+        let out = m.produced.get().saturating_sub(p0);
+        let used = m.compressed.get().saturating_sub(c0);
+        if out > OpenOptions::RATIO_FREE_BYTES && out > used.saturating_mul(self.max_ratio) {
+            *m.tripped.borrow_mut() = Some(m.member.borrow().clone());
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "decompression ratio limit exceeded"));
+        }
+        Ok(n)
+    }
+}
+
+/// The decompressed tar stream of a `.tar` or `.tar.gz`, with its meter (the ratio limit
+/// applies to `.tar.gz` only: a plain tar's members are their own bytes).
+fn tar_stream(path: &Path, display: &str, kind: ArchiveKind, limits: &OpenOptions) -> Result<(Box<dyn Read>, Rc<Meter>)> {
+    let file = File::open(path).map_err(|e| CkptError::io(display, "could not open the archive", e))?;
+    let meter = Rc::new(Meter::default());
+    let stream: Box<dyn Read> = match kind {
+        ArchiveKind::TarGz => {
+            let counted = BufReader::with_capacity(GZ_READ_BUFFER, CountIn { inner: file, meter: Rc::clone(&meter) });
+            let decoder = flate2::read::MultiGzDecoder::new(counted);
+            Box::new(RatioGuard { inner: decoder, meter: Rc::clone(&meter), max_ratio: limits.max_member_ratio })
+        }
+        _ => Box::new(BufReader::with_capacity(1 << 20, file)),
+    };
+    Ok((stream, meter))
+}
+
 fn is_tar_file(t: tar::EntryType) -> bool {
     matches!(t, tar::EntryType::Regular | tar::EntryType::Continuous)
 }
@@ -245,6 +382,13 @@ fn list_zip(path: &Path, display: &str) -> Result<Vec<(String, Member)>> {
     let file = File::open(path).map_err(|e| CkptError::io(display, "could not open the archive", e))?;
     let mut zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| CkptError::Archive { archive: display.to_string(), reason: format!("not a readable zip archive: {e}") })?;
+    if zip.has_duplicate_names() {
+        let reason = "the archive holds two files with this name (readers disagree on which one counts)".to_string();
+        return Err(match zip_duplicate_name(path, zip.central_directory_start()) {
+            Some(member) => CkptError::ArchiveMember { archive: display.to_string(), member, reason },
+            None => CkptError::Archive { archive: display.to_string(), reason: "holds two files with the same name".into() },
+        });
+    }
     let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         let entry = zip
@@ -257,26 +401,53 @@ fn list_zip(path: &Path, display: &str) -> Result<Vec<(String, Member)>> {
         } else {
             None
         };
-        out.push((raw, Member { name: String::new(), size: entry.size(), is_file, zip_index: i, stored_at }));
+        let m = Member { name: String::new(), size: entry.size(), compressed: entry.compressed_size(), is_file, zip_index: i, stored_at };
+        out.push((raw, m));
     }
     Ok(out)
 }
 
-fn list_tar(path: &Path, display: &str, kind: ArchiveKind) -> Result<Vec<(String, Member)>> {
-    let file = File::open(path).map_err(|e| CkptError::io(display, "could not open the archive", e))?;
-    let buffered = BufReader::with_capacity(1 << 20, file);
-    let reader: Box<dyn Read> = match kind {
-        ArchiveKind::TarGz => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        _ => Box::new(buffered),
+/// The first name that occurs twice in a zip's central directory (the zip crate keeps only one
+/// entry per name, so its list cannot tell). A central directory header is
+/// `signature 0x02014b50 | 24 bytes | name length u16 @28 | extra length u16 @30 |
+/// comment length u16 @32 | 12 bytes | name | extra | comment` (46 fixed bytes).
+fn zip_duplicate_name(path: &Path, dir_start: u64) -> Option<String> {
+    const HEADER: usize = 46;
+    const SIGNATURE: [u8; 4] = 0x0201_4b50u32.to_le_bytes();
+    let mut file = File::open(path).ok()?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(dir_start)).ok()?;
+    let mut dir = Vec::new();
+    file.take(MAX_CENTRAL_DIRECTORY).read_to_end(&mut dir).ok()?;
+    let u16_at = |d: &[u8], at: usize| d.get(at..at + 2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    let mut seen = HashSet::new();
+    let mut pos = 0usize;
+    while dir.get(pos..pos + 4) == Some(&SIGNATURE[..]) {
+        let h = dir.get(pos..pos + HEADER)?;
+        let (n, extra, comment) = (u16_at(h, 28)?, u16_at(h, 30)?, u16_at(h, 32)?);
+        let name = String::from_utf8_lossy(dir.get(pos + HEADER..pos + HEADER + n)?).into_owned();
+        if !seen.insert(name.clone()) {
+            return Some(name);
+        }
+        pos += HEADER + n + extra + comment;
+    }
+    None
+}
+
+fn list_tar(path: &Path, display: &str, kind: ArchiveKind, limits: &OpenOptions) -> Result<Vec<(String, Member)>> {
+    let (stream, meter) = tar_stream(path, display, kind, limits)?;
+    let stream_err = |e: std::io::Error| match meter.tripped() {
+        Some(member) => ratio_exceeded(display, &member, limits.max_member_ratio),
+        None => CkptError::io(display, "could not read the tar stream", e),
     };
-    let mut tar = tar::Archive::new(reader);
+    let mut tar = tar::Archive::new(stream);
     let mut out = Vec::new();
-    let entries = tar.entries().map_err(|e| CkptError::io(display, "could not read the tar stream", e))?;
+    let entries = tar.entries().map_err(stream_err)?;
     for entry in entries {
-        let entry = entry.map_err(|e| CkptError::io(display, "could not read the tar stream", e))?;
+        let entry = entry.map_err(stream_err)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        meter.start_member(&raw);
         let is_file = is_tar_file(entry.header().entry_type());
-        out.push((raw, Member { name: String::new(), size: entry.size(), is_file, zip_index: 0, stored_at: None }));
+        out.push((raw, Member { name: String::new(), size: entry.size(), compressed: 0, is_file, zip_index: 0, stored_at: None }));
     }
     Ok(out)
 }
@@ -285,6 +456,10 @@ fn list_tar(path: &Path, display: &str, kind: ArchiveKind) -> Result<Vec<(String
 pub(crate) mod tests {
     use super::*;
     use std::io::Write;
+
+    fn limits(max_member_bytes: u64) -> OpenOptions {
+        OpenOptions { max_member_bytes, ..Default::default() }
+    }
 
     pub(crate) fn make_zip(path: &Path, files: &[(&str, &[u8])], stored: bool) {
         let f = File::create(path).unwrap();
@@ -344,7 +519,7 @@ pub(crate) mod tests {
         for stored in [true, false] {
             let p = dir.path().join(format!("a{stored}.zip"));
             make_zip(&p, &[("d/x.bin", &data), ("d/y.txt", b"hi")], stored);
-            let a = Archive::open(&p, ArchiveKind::Zip, 1 << 30).unwrap();
+            let a = Archive::open(&p, ArchiveKind::Zip, &limits(1 << 30)).unwrap();
             assert_eq!(a.members().len(), 2);
             let b = a.blob("d/x.bin").unwrap();
             assert_eq!(b.len().unwrap(), 10_000);
@@ -361,7 +536,7 @@ pub(crate) mod tests {
             let p = dir.path().join(if gz { "a.tar.gz" } else { "a.tar" });
             make_tar(&p, &[("./m/x.ckpt", b"hello"), ("m/eval.graph", b"g")], gz);
             let kind = ArchiveKind::of(&p).unwrap();
-            let a = Archive::open(&p, kind, 1 << 30).unwrap();
+            let a = Archive::open(&p, kind, &limits(1 << 30)).unwrap();
             assert_eq!(a.members()[0].name, "m/x.ckpt");
             assert_eq!(a.read("m/x.ckpt").unwrap(), b"hello");
             assert_eq!(a.blob("m/eval.graph").unwrap().read_vec(0, 1).unwrap(), b"g");
@@ -373,13 +548,13 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("evil.tar.gz");
         make_tar(&p, &[("ok.ckpt", b"x"), ("../evil.ckpt", b"y")], true);
-        let e = Archive::open(&p, ArchiveKind::TarGz, 1 << 30).unwrap_err();
+        let e = Archive::open(&p, ArchiveKind::TarGz, &limits(1 << 30)).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("evil.tar.gz!../evil.ckpt"), "{msg}");
         assert!(msg.contains("path traversal"), "{msg}");
         let p = dir.path().join("evil.zip");
         make_zip(&p, &[("/abs.ckpt", b"x")], false);
-        let e = Archive::open(&p, ArchiveKind::Zip, 1 << 30).unwrap_err();
+        let e = Archive::open(&p, ArchiveKind::Zip, &limits(1 << 30)).unwrap_err();
         assert!(e.to_string().contains("absolute"), "{e}");
     }
 
@@ -390,12 +565,12 @@ pub(crate) mod tests {
         let p = dir.path().join("bomb.zip");
         make_zip(&p, &[("x.ckpt", &big)], false);
         // a small limit: refused before decompressing, naming the member
-        let a = Archive::open(&p, ArchiveKind::Zip, 1000).unwrap();
+        let a = Archive::open(&p, ArchiveKind::Zip, &limits(1000)).unwrap();
         let e = a.read("x.ckpt").unwrap_err().to_string();
         assert!(e.contains("bomb.zip!x.ckpt") && e.contains("over the limit of 1000 bytes"), "{e}");
         let p2 = dir.path().join("bomb.tar.gz");
         make_tar(&p2, &[("x.ckpt", &big)], true);
-        let a = Archive::open(&p2, ArchiveKind::TarGz, 1000).unwrap();
+        let a = Archive::open(&p2, ArchiveKind::TarGz, &limits(1000)).unwrap();
         assert!(a.read("x.ckpt").unwrap_err().to_string().contains("over the limit"));
 
         // a member whose real size exceeds its declared size: patch the declared size
@@ -414,13 +589,86 @@ pub(crate) mod tests {
         assert!(patched >= 1);
         let p3 = dir.path().join("liar.zip");
         std::fs::write(&p3, &bytes).unwrap();
-        match Archive::open(&p3, ArchiveKind::Zip, 1 << 30) {
+        match Archive::open(&p3, ArchiveKind::Zip, &limits(1 << 30)) {
             Ok(a) => {
                 let e = a.read("x.ckpt").unwrap_err().to_string();
                 assert!(e.contains("liar.zip!x.ckpt"), "{e}");
             }
             Err(e) => assert!(e.to_string().contains("liar.zip"), "{e}"),
         }
+    }
+
+    #[test]
+    fn zip_duplicate_names_are_refused_naming_the_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dup.zip");
+        make_zip(&p, &[("m/x.ckpt", b"first"), ("m/y.ckpt", b"second")], true);
+        // Rename the second member to the first one's name (local header and central directory).
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mut renamed = 0;
+        for i in 0..bytes.len() - 8 {
+            if &bytes[i..i + 8] == b"m/y.ckpt" {
+                bytes[i..i + 8].copy_from_slice(b"m/x.ckpt");
+                renamed += 1;
+            }
+        }
+        assert_eq!(renamed, 2);
+        std::fs::write(&p, &bytes).unwrap();
+        let e = Archive::open(&p, ArchiveKind::Zip, &OpenOptions::default()).unwrap_err();
+        assert!(matches!(e, CkptError::ArchiveMember { .. }), "{e}");
+        assert!(
+            e.to_string().ends_with("dup.zip!m/x.ckpt: the archive holds two files with this name (readers disagree on which one counts)"),
+            "{e}"
+        );
+        // Names that differ only in spelling are the same member too.
+        make_zip(&p, &[("m/x.ckpt", b"first"), ("./m//x.ckpt", b"second")], false);
+        let e = Archive::open(&p, ArchiveKind::Zip, &OpenOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("dup.zip!m/x.ckpt: the archive holds two files with this name"), "{e}");
+        // And in a tar.
+        let t = dir.path().join("dup.tar");
+        make_tar(&t, &[("x.ckpt", b"a"), ("./x.ckpt", b"b")], false);
+        let e = Archive::open(&t, ArchiveKind::Tar, &OpenOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("dup.tar!x.ckpt: the archive holds two files with this name"), "{e}");
+    }
+
+    #[test]
+    fn compression_ratio_limit_per_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let zeros = vec![0u8; 32 << 20]; // deflates about 1000:1
+        let small = vec![0u8; 1 << 20];
+        let loose = OpenOptions { max_member_ratio: 5000, ..Default::default() };
+        // zip: refused from the declared sizes, before decompressing; small members are exempt.
+        let p = dir.path().join("bomb.zip");
+        make_zip(&p, &[("big.bin", &zeros), ("small.bin", &small)], false);
+        let a = Archive::open(&p, ArchiveKind::Zip, &OpenOptions::default()).unwrap();
+        let e = a.read("big.bin").unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}!big.bin: its declared size of 33554432 bytes is more than 100 times", p.display())), "{e}");
+        assert!(e.contains("SLIMZOO_MAX_MEMBER_RATIO"), "{e}");
+        assert_eq!(a.read("small.bin").unwrap().len(), 1 << 20);
+        let a = Archive::open(&p, ArchiveKind::Zip, &loose).unwrap();
+        assert_eq!(a.read("big.bin").unwrap().len(), 32 << 20);
+        // tar.gz: refused while listing (the stream is decompressed to list it), naming the member.
+        let t = dir.path().join("bomb.tar.gz");
+        make_tar(&t, &[("small.bin", &small), ("./big.bin", &zeros), ("after.bin", b"x")], true);
+        let e = Archive::open(&t, ArchiveKind::TarGz, &OpenOptions::default()).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{}!big.bin: decompresses to more than 100 times its compressed size", t.display())), "{e}");
+        let a = Archive::open(&t, ArchiveKind::TarGz, &loose).unwrap();
+        assert_eq!(a.read("big.bin").unwrap().len(), 32 << 20);
+        assert_eq!(a.read("after.bin").unwrap(), b"x");
+        // Data that compresses like real weights is far from the limit.
+        let mut x = 0x1234_5678u32;
+        let noise: Vec<u8> = (0..(20 << 20))
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                (x >> 24) as u8
+            })
+            .collect();
+        let n = dir.path().join("noise.tar.gz");
+        make_tar(&n, &[("w.bin", &noise)], true);
+        let a = Archive::open(&n, ArchiveKind::TarGz, &OpenOptions::default()).unwrap();
+        assert_eq!(a.read("w.bin").unwrap().len(), 20 << 20);
     }
 
     #[test]
@@ -440,7 +688,7 @@ pub(crate) mod tests {
             b.finish().unwrap();
         }
         std::fs::write(&p, bytes).unwrap();
-        let a = Archive::open(&p, ArchiveKind::Tar, 1 << 30).unwrap();
+        let a = Archive::open(&p, ArchiveKind::Tar, &limits(1 << 30)).unwrap();
         assert!(!a.members()[0].is_file);
         assert!(a.read("m.ckpt").unwrap_err().to_string().contains("not followed"));
     }

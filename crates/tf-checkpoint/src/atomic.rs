@@ -11,8 +11,13 @@
 //!
 //! **No overwriting by accident**: with `overwrite = false` an existing destination is an error
 //! before anything is written, and the final rename refuses to replace a file that appeared
-//! meanwhile. Every temporary file in progress is listed in a process-wide registry, so that a
-//! signal handler can remove them ([`remove_in_progress`]) before the process exits.
+//! meanwhile. A destination that exists but is not a regular file (a folder, a device such as
+//! `/dev/null`, a FIFO) is never replaced, whatever `overwrite` says.
+//!
+//! **Interruption**: every temporary file in progress is listed in a process-wide registry, so
+//! that a SIGINT/SIGTERM handler can remove them ([`remove_in_progress`]) before the process
+//! exits. Once that has run, no new temporary file can be started, so none is left behind by a
+//! writer that was still running.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -20,10 +25,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Temporary files being written by this process.
-static IN_PROGRESS: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+/// Temporary files being written by this process, and whether [`remove_in_progress`] has run.
+static IN_PROGRESS: Mutex<(BTreeSet<PathBuf>, bool)> = Mutex::new((BTreeSet::new(), false));
 
-fn registry() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+fn registry() -> std::sync::MutexGuard<'static, (BTreeSet<PathBuf>, bool)> {
     IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -36,6 +41,12 @@ pub enum AtomicError {
     /// The destination's folder does not exist.
     #[error("{}: output folder does not exist", .0.display())]
     NoFolder(PathBuf),
+    /// The destination exists and is not a regular file (a folder, a device, a FIFO).
+    #[error("{path}: {what}; it is not replaced", path = .0.display(), what = .1)]
+    NotAFile(PathBuf, String),
+    /// The process is being interrupted: no new file is started.
+    #[error("{}: not written: the program is being interrupted", .0.display())]
+    Interrupted(PathBuf),
     /// An I/O error on `path`.
     #[error("{}: {source}", path.display())]
     Io {
@@ -75,6 +86,11 @@ impl AtomicFile {
     /// Starts writing `dest`. Fails when `dest` exists and `overwrite` is false, or when its
     /// folder does not exist.
     pub fn create(dest: &Path, overwrite: bool) -> Result<AtomicFile, AtomicError> {
+        if let Ok(meta) = std::fs::metadata(dest)
+            && !meta.is_file()
+        {
+            return Err(AtomicError::NotAFile(dest.to_path_buf(), crate::blob::not_a_file(&meta)));
+        }
         if !overwrite && std::fs::symlink_metadata(dest).is_ok() {
             return Err(AtomicError::Exists(dest.to_path_buf()));
         }
@@ -93,7 +109,14 @@ impl AtomicFile {
             .map_err(|e| AtomicError::io(&dir, e))?
             .keep()
             .map_err(|e| AtomicError::io(&dir, e.error))?;
-        registry().insert(tmp.clone());
+        let mut reg = registry();
+        if reg.1 {
+            drop(reg);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(AtomicError::Interrupted(dest.to_path_buf()));
+        }
+        reg.0.insert(tmp.clone());
+        drop(reg);
         Ok(AtomicFile { file, tmp, dest: dest.to_path_buf(), overwrite })
     }
 
@@ -130,7 +153,7 @@ impl AtomicFile {
             }
         };
         if result.is_ok() {
-            registry().remove(&self.tmp);
+            registry().0.remove(&self.tmp);
         }
         result
     }
@@ -138,21 +161,29 @@ impl AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if registry().remove(&self.tmp) {
+        if registry().0.remove(&self.tmp) {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
 }
 
-/// Removes every temporary file this process is writing (for a SIGINT/SIGTERM handler, which
-/// then exits). Returns how many were removed.
+/// Removes every temporary file this process is writing, and makes every later
+/// [`AtomicFile::create`] fail (for a SIGINT/SIGTERM handler, which then exits). Returns how
+/// many were removed.
 pub fn remove_in_progress() -> usize {
+    remove_registered(true)
+}
+
+/// Removes the registered temporary files; `close` makes later creations fail. (Tests remove
+/// without closing: the registry is process-wide and other tests keep writing files.)
+fn remove_registered(close: bool) -> usize {
     let mut reg = registry();
-    let n = reg.len();
-    for p in reg.iter() {
+    reg.1 |= close;
+    let n = reg.0.len();
+    for p in reg.0.iter() {
         let _ = std::fs::remove_file(p);
     }
-    reg.clear();
+    reg.0.clear();
     n
 }
 
@@ -206,10 +237,21 @@ mod tests {
         assert_eq!(files(dir.path()), 0);
         let f = AtomicFile::create(&p, false).unwrap();
         assert!(f.temp_path().exists());
-        assert!(remove_in_progress() >= 1);
+        assert!(remove_registered(false) >= 1);
         assert_eq!(files(dir.path()), 0);
         drop(f);
         let err = AtomicFile::create(&dir.path().join("no/such/folder/x"), true).unwrap_err();
         assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn folders_and_devices_are_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = AtomicFile::create(dir.path(), true).unwrap_err();
+        assert!(matches!(err, AtomicError::NotAFile(..)), "{err}");
+        assert!(err.to_string().ends_with(": is a folder, not a regular file; it is not replaced"), "{err}");
+        let err = AtomicFile::create(Path::new("/dev/null"), true).unwrap_err();
+        assert_eq!(err.to_string(), "/dev/null: is a device, not a regular file; it is not replaced");
+        assert_eq!(files(dir.path()), 0);
     }
 }

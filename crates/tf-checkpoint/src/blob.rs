@@ -31,14 +31,52 @@ impl std::fmt::Debug for Blob {
     }
 }
 
+/// What a path that exists is when it is not a regular file: "a folder", "a named pipe
+/// (FIFO)", "a socket", "a device", "a special file"; `None` for a regular file. Reading a FIFO blocks until
+/// someone writes to it and a device may never end, so neither is ever opened as a file.
+pub fn special_file_kind(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_dir() {
+        return Some("a folder");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("a named pipe (FIFO)");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return Some("a device");
+        }
+    }
+    Some("a special file")
+}
+
+/// "is a folder, not a regular file" and the like.
+pub(crate) fn not_a_file(meta: &std::fs::Metadata) -> String {
+    format!("is {}, not a regular file", special_file_kind(meta).unwrap_or("a regular file after all"))
+}
+
 impl Blob {
     /// Opens a file on disk (named by its path in errors).
+    /// Opens a regular file on disk (named by its path in errors). Anything else (a folder, a
+    /// FIFO, a device) is refused before it is opened: opening a FIFO would wait for a writer.
     pub fn open_file(path: &Path) -> Result<Blob> {
         let name = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| CkptError::io(&name, "could not open the file", e))?;
+        if !meta.is_file() {
+            return Err(CkptError::Resolve { path: name, reason: not_a_file(&meta) });
+        }
         let file = File::open(path).map_err(|e| CkptError::io(&name, "could not open the file", e))?;
         let meta = file.metadata().map_err(|e| CkptError::io(&name, "could not read the file's metadata", e))?;
-        if meta.is_dir() {
-            return Err(CkptError::Resolve { path: name, reason: "is a folder, not a file".into() });
+        if !meta.is_file() {
+            return Err(CkptError::Resolve { path: name, reason: not_a_file(&meta) });
         }
         Ok(Blob { name, kind: Kind::File { file, len: meta.len() } })
     }
@@ -81,6 +119,15 @@ impl Blob {
                 Ok(cell.get().map(Vec::as_slice))
             }
             Kind::File { .. } | Kind::Window { .. } => Ok(None),
+        }
+    }
+
+    /// The length in bytes if it is known without loading anything (a lazy member not read yet
+    /// gives `None`).
+    pub fn known_len(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::File { len, .. } | Kind::Window { len, .. } => Some(*len),
+            Kind::Lazy { cell, .. } => cell.get().map(|d| d.len() as u64),
         }
     }
 

@@ -155,10 +155,7 @@ impl Bundle {
         let mut infos = Vec::with_capacity(full.len());
         for (name, p) in full {
             let bad = |reason: String| CkptError::BadTensor { file: file.clone(), tensor: name.clone(), reason };
-            let dtype = DType::from_tf(p.dtype);
-            if dtype == DType::Other(0) {
-                return Err(bad("its dtype is DT_INVALID (0)".into()));
-            }
+            let dtype = DType::from_stored(p.dtype).map_err(bad)?;
             let shape = validate_shape(&p.shape).map_err(bad)?;
             let layout = if p.slices.is_empty() {
                 let r = data_ref(&p, num_shards).map_err(bad)?;
@@ -173,8 +170,9 @@ impl Bundle {
                         .get(&key)
                         .ok_or_else(|| bad(format!("slice {} is listed but its entry is missing from the index", s.describe())))?;
                     let bad_slice = |r: String| bad(format!("slice {}: {r}", s.describe()));
-                    if DType::from_tf(se.dtype) != dtype {
-                        return Err(bad_slice(format!("its dtype {} differs from the tensor's {dtype}", DType::from_tf(se.dtype))));
+                    let sdtype = DType::from_stored(se.dtype).map_err(bad_slice)?;
+                    if sdtype != dtype {
+                        return Err(bad_slice(format!("its dtype {sdtype} differs from the tensor's {dtype}")));
                     }
                     let sshape = validate_shape(&se.shape).map_err(bad_slice)?;
                     if sshape != s.shape() {
@@ -204,7 +202,29 @@ impl Bundle {
             }
             shards.push(loc.open()?);
         }
-        Ok(Bundle { index_file: file, big_endian, shards, entries, infos })
+        let bundle = Bundle { index_file: file, big_endian, shards, entries, infos };
+        bundle.check_known_ranges()?;
+        Ok(bundle)
+    }
+
+    /// Checks every data range against its shard's length where that length is known without
+    /// reading the shard (files on disk, zip members stored uncompressed): an offset past the
+    /// end or a truncated shard is an error when the checkpoint is opened, not only when the
+    /// tensor is read. (Compressed archive members are checked when they are first read.)
+    fn check_known_ranges(&self) -> Result<()> {
+        for info in &self.infos {
+            let Some(e) = self.entries.get(&info.name) else { continue };
+            let refs: Vec<&DataRef> = match &e.layout {
+                Layout::Whole(r) => vec![r],
+                Layout::Sliced(slices) => slices.iter().map(|(_, r)| r).collect(),
+            };
+            for r in refs {
+                if self.shard(r)?.known_len().is_some() {
+                    self.check_range(&info.name, r)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The tensors, sorted by name.

@@ -13,9 +13,17 @@
 //! | 8 | complex64 | 8 | | 21 | variant | var |
 //! | 9 | int64 | 8 | | 22/23 | uint32/uint64 | 4/8 |
 //! | 10 | bool | 1 | | 24–28 | float8 variants | 1 |
+//! | | | | | 29/30/31/32 | int4/uint4/int2/uint2 | 1 |
+//! | | | | | 33 | float4_e2m1fn | 1 |
 //!
 //! `*_REF` types (base + 100) only appear in graph signatures; [`DType::from_tf`] maps them to
-//! their base type defensively.
+//! their base type defensively. Sub-byte types take one byte per element in a checkpoint (TF's
+//! `DataTypeSize`). Any other number is not a TF type: TF's own listing refuses it ("does not
+//! correspond to a valid tensorflow::DataType") and reading it aborts TF, so a stored tensor
+//! with such a dtype makes the checkpoint an error ([`DType::from_stored`]).
+
+/// The highest `DataType` number TF knows (`DT_FLOAT4_E2M1FN`, TF 2.21).
+const LAST_TF_TYPE: i32 = 33;
 
 /// The element type of a stored tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +77,20 @@ impl DType {
         }
     }
 
+    /// The dtype of a stored tensor: `from_tf`, except that `DT_INVALID` (0) and numbers that
+    /// are not TF types are errors (the reason, for a message naming the tensor).
+    pub(crate) fn from_stored(v: i32) -> Result<DType, String> {
+        let d = DType::from_tf(v);
+        match d {
+            DType::Other(0) => Err("its dtype is DT_INVALID (0)".into()),
+            DType::Other(_) if d.tf_name() == "unknown" => Err(format!(
+                "its dtype number {v} is not a TensorFlow DataType (TF knows 1..={LAST_TF_TYPE} and their _REF variants 101..={})",
+                LAST_TF_TYPE + 100
+            )),
+            d => Ok(d),
+        }
+    }
+
     /// The TF `DataType` number.
     pub fn to_tf(&self) -> i32 {
         match self {
@@ -108,7 +130,7 @@ impl DType {
                 11 | 12 => Some(1), // qint8, quint8
                 13 => Some(4),      // qint32
                 15 | 16 => Some(2), // qint16, quint16
-                24..=28 => Some(1), // float8 variants
+                24..=33 => Some(1), // float8 variants, int4/uint4/int2/uint2, float4: a byte each
                 _ => None,
             },
         }
@@ -149,6 +171,9 @@ impl DType {
                 28 => "float8_e5m2fnuz",
                 29 => "int4",
                 30 => "uint4",
+                31 => "int2",
+                32 => "uint2",
+                33 => "float4_e2m1fn",
                 _ => "unknown",
             },
         }
@@ -202,6 +227,23 @@ mod tests {
             } else {
                 assert_eq!(d.to_tf(), v, "{v}");
             }
+        }
+    }
+
+    #[test]
+    fn stored_dtypes_must_be_tf_types() {
+        // Every number TF 2.21 knows (types_pb2.DataType), and its _REF variant.
+        for v in 1..=LAST_TF_TYPE {
+            let d = DType::from_stored(v).unwrap();
+            assert_ne!(d.tf_name(), "unknown", "{v}");
+            assert_eq!(DType::from_stored(v + 100).unwrap(), d);
+        }
+        assert_eq!(DType::from_stored(31).unwrap().tf_name(), "int2");
+        assert_eq!(DType::from_stored(33).unwrap().size(), Some(1));
+        assert_eq!(DType::from_stored(0).unwrap_err(), "its dtype is DT_INVALID (0)");
+        for v in [34, 99, 100, 134, 200, 9999, -1, i32::MAX, i32::MIN] {
+            let e = DType::from_stored(v).unwrap_err();
+            assert_eq!(e, format!("its dtype number {v} is not a TensorFlow DataType (TF knows 1..=33 and their _REF variants 101..=133)"));
         }
     }
 

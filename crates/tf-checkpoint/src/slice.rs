@@ -9,12 +9,20 @@
 
 use super::proto::{TensorShapeProto, TensorSliceProto};
 
-/// Validates a stored shape: known rank, no negative dimension, element count fits in u64.
+/// TF's `TensorShape::MaxDimensions()`: a shape of higher rank is invalid (TF's own reader
+/// aborts on one).
+pub(crate) const MAX_RANK: usize = 254;
+
+/// Validates a stored shape as TF's `TensorShape::IsValid` does: known rank, at most
+/// [`MAX_RANK`] dimensions, none negative; and the element count must fit in u64.
 pub(crate) fn validate_shape(shape: &TensorShapeProto) -> Result<Vec<u64>, String> {
     if shape.unknown_rank {
         return Err("the shape has an unknown rank".into());
     }
-    let mut dims = Vec::with_capacity(shape.dims.len().min(64));
+    if shape.dims.len() > MAX_RANK {
+        return Err(format!("its shape has rank {}, more than TensorFlow's limit of {MAX_RANK}", shape.dims.len()));
+    }
+    let mut dims = Vec::with_capacity(shape.dims.len());
     for (i, &d) in shape.dims.iter().enumerate() {
         let d = u64::try_from(d).map_err(|_| format!("dimension {i} of the shape is negative ({d})"))?;
         dims.push(d);
@@ -200,6 +208,10 @@ mod tests {
         assert!(validate_shape(&TensorShapeProto { dims: vec![2, -1], unknown_rank: false }).unwrap_err().contains("negative"));
         assert!(validate_shape(&TensorShapeProto { dims: vec![1 << 40, 1 << 40], unknown_rank: false }).is_err());
         assert!(validate_shape(&TensorShapeProto { dims: vec![], unknown_rank: true }).is_err());
+        assert_eq!(validate_shape(&TensorShapeProto { dims: vec![1; MAX_RANK], unknown_rank: false }).unwrap().len(), 254);
+        let e = validate_shape(&TensorShapeProto { dims: vec![1; 100_000], unknown_rank: false }).unwrap_err();
+        assert_eq!(e, "its shape has rank 100000, more than TensorFlow's limit of 254");
+        assert!(validate_shape(&TensorShapeProto { dims: vec![1; 255], unknown_rank: false }).unwrap_err().contains("rank 255"));
         assert_eq!(byte_size(&[1 << 62], 8), None);
         assert_eq!(byte_size(&[], 4), Some(4));
     }

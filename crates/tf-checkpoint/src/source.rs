@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use super::OpenOptions;
 use super::archive::{Archive, ArchiveKind};
-use super::blob::Blob;
+use super::blob::{Blob, not_a_file};
 use super::error::{CkptError, Result};
 use super::table::{FOOTER_LEN, TABLE_MAGIC};
 
@@ -70,6 +70,21 @@ impl Loc {
             Loc::Member(a, n) => a.blob(n),
         }
     }
+}
+
+/// The files on disk behind `locs` (an archive member's is the archive), each once.
+pub(crate) fn disk_files(locs: &[Loc]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::with_capacity(locs.len());
+    for l in locs {
+        let p = match l {
+            Loc::Disk(p) => p.clone(),
+            Loc::Member(a, _) => a.path().to_path_buf(),
+        };
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// A resolved checkpoint.
@@ -191,7 +206,7 @@ pub(crate) fn resolve(path: &Path, opts: &OpenOptions) -> Result<Target> {
     if path.is_file()
         && let Some(kind) = ArchiveKind::of(path)
     {
-        let a = Archive::open(path, kind, opts.max_member_bytes)?;
+        let a = Archive::open(path, kind, opts)?;
         return resolve_in_archive(&a, None);
     }
     if !path.exists()
@@ -199,13 +214,25 @@ pub(crate) fn resolve(path: &Path, opts: &OpenOptions) -> Result<Target> {
     {
         let kind = ArchiveKind::of(&archive)
             .ok_or_else(|| CkptError::Resolve { path: path.display().to_string(), reason: "unknown archive type".into() })?;
-        let a = Archive::open(&archive, kind, opts.max_member_bytes)?;
+        let a = Archive::open(&archive, kind, opts)?;
         return resolve_in_archive(&a, Some(&member));
     }
+    check_accessible(path)?;
     if path.is_dir() {
         return resolve_dir(path);
     }
     resolve_disk_file(path)
+}
+
+/// Refuses a path that exists but is neither a file nor a folder (a FIFO would block the
+/// reader, a device never ends), or that cannot be followed (a symbolic link loop).
+fn check_accessible(path: &Path) -> Result<()> {
+    let shown = path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => Err(CkptError::Resolve { path: shown, reason: not_a_file(&meta) }),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CkptError::io(shown, "cannot be opened", e)),
+        _ => Ok(()),
+    }
 }
 
 /// `archive.zip!member` → (archive path, member).
@@ -259,8 +286,11 @@ fn resolve_disk_file(path: &Path) -> Result<Target> {
         };
     }
     let loc = Loc::Disk(path.to_path_buf());
-    if loc.with_suffix(".index").is_file() {
-        return Ok(Target::V2 { prefix: loc });
+    if let Loc::Disk(index) = loc.with_suffix(".index") {
+        check_accessible(&index)?;
+        if index.is_file() {
+            return Ok(Target::V2 { prefix: loc });
+        }
     }
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !name.is_empty()

@@ -14,7 +14,7 @@
 //! contents are stored as is, type 1 that they are a raw Snappy block (no framing). The index
 //! block has one entry per data block: a separator key (≥ every key of that block and < the
 //! first key of the next) mapping to the block's handle. The metaindex block is empty in TF
-//! files and is not read.
+//! files; only its checksum is verified. The footer's padding must be zero (as TF writes it).
 
 use std::ops::Range;
 
@@ -99,6 +99,11 @@ impl Table {
             .ok_or_else(|| corrupt("the footer's index handle is not a valid varint pair".into()))?;
         if n + n2 > 40 {
             return Err(corrupt("the footer's block handles are longer than 40 bytes".into()));
+        }
+        // TF (LevelDB) pads the handles with zeros; it does not check them, this reader does,
+        // so that a changed byte anywhere in the footer is noticed.
+        if footer.get(n + n2..40).is_some_and(|pad| pad.iter().any(|&b| b != 0)) {
+            return Err(corrupt("the footer's padding after the block handles is not zero".into()));
         }
         let mut table = Table { blob, file_len, index: Vec::new() };
         // TF never uses the metaindex block (it is empty), but its checksum is verified so

@@ -414,20 +414,50 @@ fn data_shard_without_index_and_missing_shard() {
 }
 
 #[test]
-fn listing_never_reads_data_shards() {
+fn listing_never_reads_data_shards_but_checks_their_length() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("m");
     bundle(&prefix, 1, BundleOptions::default(), |w| {
         w.add("a", &pattern(DType::F32, &[4], 0)).unwrap();
         w.add("b", &pattern(DType::F32, &[4], 1)).unwrap();
     });
-    // An emptied data shard: listing works, reading reports the range.
-    fs::write(suffix(&prefix, ".data-00000-of-00001"), b"").unwrap();
+    // Garbage of the right length: listing works (no data is read), reading reports the CRC.
+    let data = suffix(&prefix, ".data-00000-of-00001");
+    fs::write(&data, [0x55u8; 32]).unwrap();
     let ck = open(&prefix).unwrap();
     assert_eq!(ck.tensors().len(), 2);
+    assert_eq!(ck.files(), [suffix(&prefix, ".index"), data.clone()]);
     let e = ck.read("b").unwrap_err();
+    assert!(matches!(e, CkptError::TensorChecksum { .. }), "{e}");
+    // A shard shorter than its entries say (a truncated download): refused when opened, from
+    // the file's length alone.
+    fs::write(&data, [0x55u8; 20]).unwrap();
+    let e = open(&prefix).unwrap_err();
     assert!(matches!(e, CkptError::DataOutOfRange { .. }), "{e}");
-    assert!(e.to_string().contains("tensor 'b' in shard 0: data range 16..32 is past the end of the file (0 bytes)"), "{e}");
+    assert!(e.to_string().contains("tensor 'b' in shard 0: data range 16..32 is past the end of the file (20 bytes)"), "{e}");
+}
+
+#[test]
+fn special_files_are_refused_not_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("m.ckpt.index");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // Directly, as a prefix's index, and in a folder: an error, never a read that blocks.
+    let e = open(&fifo).unwrap_err().to_string();
+    assert!(e.ends_with("m.ckpt.index: is a named pipe (FIFO), not a regular file"), "{e}");
+    let e = open(&dir.path().join("m.ckpt")).unwrap_err().to_string();
+    assert!(e.contains("m.ckpt.index: is a named pipe (FIFO)"), "{e}");
+    assert!(open(dir.path()).unwrap_err().to_string().contains("contains no checkpoint"));
+    let e = open(Path::new("/dev/null")).unwrap_err().to_string();
+    assert_eq!(e, "/dev/null: is a device, not a regular file");
+    // A symbolic link loop.
+    let a = dir.path().join("a.ckpt");
+    std::os::unix::fs::symlink("b.ckpt", &a).unwrap();
+    std::os::unix::fs::symlink("a.ckpt", dir.path().join("b.ckpt")).unwrap();
+    let e = open(&a).unwrap_err().to_string();
+    assert!(e.contains("a.ckpt: cannot be opened:") && e.contains("symbolic links"), "{e}");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -456,7 +486,7 @@ fn v2_every_flipped_index_byte_is_an_error() {
                     assert!(matches!(e, CkptError::BlockChecksum { .. }), "byte {i}: {msg}");
                 }
             }
-            Ok(_) => assert!(i >= footer, "flip of byte {i} went unnoticed"),
+            Ok(_) => panic!("flip of byte {i} (footer at {footer}) went unnoticed"),
         }
     }
 }
@@ -544,6 +574,13 @@ fn v2_absurd_entries() {
         ("offset_overflow", f32_entry(vec![4], i64::MAX, 16, &data), "is past the end of the file (16 bytes)"),
         ("bad_shard", BundleEntryProto { shard_id: 3, ..f32_entry(vec![4], 0, 16, &data) }, "shard_id 3 is not one of the 1 data shards"),
         ("invalid_dtype", BundleEntryProto { dtype: 0, ..f32_entry(vec![4], 0, 16, &data) }, "DT_INVALID"),
+        (
+            "unknown_dtype",
+            BundleEntryProto { dtype: 9999, ..f32_entry(vec![4], 0, 16, &data) },
+            "its dtype number 9999 is not a TensorFlow DataType",
+        ),
+        ("rank_255", f32_entry(vec![1; 255], 0, 4, &data), "its shape has rank 255, more than TensorFlow's limit of 254"),
+        ("rank_100000", f32_entry(vec![1; 100_000], 0, 4, &data), "rank 100000"),
         (
             "unknown_rank",
             BundleEntryProto { shape: TensorShapeProto { dims: vec![], unknown_rank: true }, ..f32_entry(vec![], 0, 4, &data) },
@@ -791,7 +828,7 @@ fn v1_every_flipped_byte_and_truncation_is_an_error() {
         fs::write(&path, &b).unwrap();
         match open_and_read_all(&path) {
             Err(e) => assert!(e.to_string().contains("m.ckpt"), "{e}"),
-            Ok(_) => assert!(i >= footer, "flip of byte {i} went unnoticed"),
+            Ok(_) => panic!("flip of byte {i} (footer at {footer}) went unnoticed"),
         }
     }
     for cut in 0..orig.len() {
@@ -877,6 +914,8 @@ fn v1_hostile_meta_and_records() {
     for (m, want) in [
         (meta("w", DType::F32, vec![-1], vec![full_slice(1)]), "negative"),
         (meta("w", DType::Other(0), vec![1], vec![full_slice(1)]), "DT_INVALID"),
+        (meta("w", DType::Other(9999), vec![1], vec![full_slice(1)]), "tensor 'w': its dtype number 9999 is not a TensorFlow DataType"),
+        (meta("w", DType::F32, vec![1; 300], vec![full_slice(300)]), "tensor 'w': its shape has rank 300"),
         (meta("w", DType::F32, vec![4], vec![full_slice(2)]), "2 extents but the tensor has rank 1"),
         (meta("w", DType::F32, vec![4], vec![]), "its 0 slices hold 0 elements, the tensor has 4"),
     ] {
@@ -995,7 +1034,7 @@ fn archives_with_several_checkpoints_state_files_and_hostile_members() {
     let refs: Vec<(&str, &[u8])> = one.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
     let zip4 = dir.path().join("big.zip");
     super::archive::tests::make_zip(&zip4, &refs, false);
-    let ck = Checkpoint::open_with(&zip4, &OpenOptions { max_member_bytes: 1000 }).unwrap();
+    let ck = Checkpoint::open_with(&zip4, &OpenOptions { max_member_bytes: 1000, ..Default::default() }).unwrap();
     let e = ck.read("a").unwrap_err().to_string();
     assert!(e.contains("big.zip!m.ckpt.data-00000-of-00001: its declared size of 4000 bytes is over the limit of 1000 bytes"), "{e}");
     // an empty archive
@@ -1012,9 +1051,11 @@ fn archives_with_several_checkpoints_state_files_and_hostile_members() {
 }
 
 #[test]
-fn env_limit_is_parsed() {
-    // Only the parsing: the variable is process-wide, so it is not set here.
-    assert_eq!(OpenOptions::default().max_member_bytes, 16 << 30);
+fn limits_are_sized_to_real_checkpoints() {
+    let o = OpenOptions::default();
+    assert_eq!(o.max_member_bytes, 2 << 30, "2 GiB: the largest published slim file is under 1 GB");
+    assert_eq!(o.max_member_ratio, 100, "real checkpoint data deflates about 1.1:1");
+    assert_eq!(OpenOptions::RATIO_FREE_BYTES, 16 << 20);
 }
 
 // ------------------------------------------------------------------------------------------

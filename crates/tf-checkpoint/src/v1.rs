@@ -77,10 +77,7 @@ impl V1Checkpoint {
                 let name = String::from_utf8(t.name.clone())
                     .map_err(|_| corrupt(format!("a tensor name is not valid UTF-8: '{}'", super::error::show_key(&t.name))))?;
                 let bad = |reason: String| CkptError::BadTensor { file: file.clone(), tensor: name.clone(), reason };
-                let dtype = DType::from_tf(t.dtype);
-                if dtype == DType::Other(0) {
-                    return Err(bad("its dtype is DT_INVALID (0)".into()));
-                }
+                let dtype = DType::from_stored(t.dtype).map_err(bad)?;
                 let shape = validate_shape(&t.shape).map_err(bad)?;
                 let entry = tensors.entry(name.clone()).or_insert_with(|| V1Tensor { dtype, shape: shape.clone(), slices: Vec::new() });
                 if entry.dtype != dtype || entry.shape != shape {

@@ -2,6 +2,7 @@
 //! duration; `MODE across N steps, MEAN +/- SD sec / batch`), and read/convert throughput.
 
 use crate::common::{check_device, parse_device};
+use crate::int_in;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use slimzoo::ckpt::Checkpoint;
@@ -10,6 +11,14 @@ use slimzoo::{Arch, EndPoints, Model, Rewrites, RunOptions};
 use std::path::PathBuf;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
+
+/// Largest --batch, --size and --threads: beyond any machine this runs on, and small enough that
+/// their products cannot overflow.
+const MAX_BATCH: i64 = 4096;
+const MAX_SIZE: i64 = 4096;
+const MAX_THREADS: i32 = 1024;
+/// Largest input batch (values, batch × 3 × size²): 4 GiB of float32 before the first layer.
+const MAX_INPUT_VALUES: i64 = 1 << 30;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -29,23 +38,24 @@ pub struct Bench {
     /// Architecture: resnet_v2_50|101|152|200, inception_resnet_v1
     #[arg(long, default_value = "resnet_v2_152")]
     arch: String,
-    #[arg(long, default_value_t = 32)]
+    /// Images per batch (1..=4096)
+    #[arg(long, default_value_t = 32, value_parser = int_in(1i64, MAX_BATCH), allow_negative_numbers = true)]
     batch: i64,
-    /// Timed batches
-    #[arg(long, default_value_t = 100)]
+    /// Timed batches (1..=1000000)
+    #[arg(long, default_value_t = 100, value_parser = int_in(1usize, 1_000_000), allow_negative_numbers = true)]
     batches: usize,
-    /// Untimed warm-up batches
-    #[arg(long, default_value_t = 10)]
+    /// Untimed warm-up batches (0..=100000)
+    #[arg(long, default_value_t = 10, value_parser = int_in(0usize, 100_000), allow_negative_numbers = true)]
     burn_in: usize,
-    /// Input height and width (default: 224 for ResNet v2, 160 for facenet)
-    #[arg(long)]
+    /// Input height and width, 1..=4096 (default: 224 for ResNet v2, 160 for facenet)
+    #[arg(long, value_parser = int_in(1i64, MAX_SIZE), allow_negative_numbers = true)]
     size: Option<i64>,
     #[arg(long, value_enum, default_value = "forward")]
     mode: Mode,
     #[arg(long, value_enum, default_value = "f32")]
     dtype: Dtype,
-    /// Intra-op threads (default: libtorch's, i.e. all cores)
-    #[arg(long)]
+    /// Intra-op threads, 1..=1024 (default: libtorch's, i.e. all cores)
+    #[arg(long, value_parser = int_in(1i32, MAX_THREADS), allow_negative_numbers = true)]
     threads: Option<i32>,
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
@@ -60,10 +70,13 @@ pub struct Bench {
     #[arg(long)]
     convert: Option<PathBuf>,
     /// Output of --convert (default: a temporary file, removed afterwards)
-    #[arg(short, long)]
+    #[arg(short, long, requires = "convert")]
     output: Option<PathBuf>,
-    /// Repetitions of --read / --convert (the best is reported)
-    #[arg(long, default_value_t = 3)]
+    /// Overwrite the --output of --convert if it exists
+    #[arg(long, requires = "output")]
+    force: bool,
+    /// Repetitions of --read / --convert, 1..=1000 (the best is reported)
+    #[arg(long, default_value_t = 3, value_parser = int_in(1usize, 1000), allow_negative_numbers = true)]
     repeat: usize,
     /// Measure the machine's peak instead: a 4096x4096 matmul in f32 and bf16 (GFLOPS)
     #[arg(long)]
@@ -91,13 +104,22 @@ impl Bench {
         let device = check_device(parse_device(&self.device)?)?;
         let arch = Arch::named(&self.arch)?;
         let size = self.size.unwrap_or(arch.default_image_size());
+        let values = self.batch * 3 * size * size;
+        if values > MAX_INPUT_VALUES {
+            bail!(
+                "--batch {} at --size {size}: the input alone would hold {values} values ({:.1} GB), more than the {MAX_INPUT_VALUES} \
+                 this bench allows; use a smaller batch or size",
+                self.batch,
+                values as f64 * 4e-9
+            );
+        }
+        let rewrites = Rewrites::parse(&self.rewrites)?;
         let train = self.mode == Mode::ForwardBackward;
         let mut model = Model::new(&arch, device)?;
         let kind = match self.dtype {
             Dtype::F32 => Kind::Float,
             Dtype::Bf16 => Kind::BFloat16,
         };
-        let rewrites = Rewrites::parse(&self.rewrites)?;
         if kind != Kind::Float && (train || rewrites == Rewrites::NONE) {
             model.set_kind(kind);
         }
@@ -127,12 +149,12 @@ impl Bench {
                 None => {
                     let out = model.forward(&x, &opts, &mut EndPoints::none())?;
                     let loss = out.f_to_kind(Kind::Float)?.f_square()?.f_sum(Kind::Float)? / 2.0;
-                    model.var_store().trainable_variables().iter().for_each(|v| {
-                        let mut g = v.grad();
+                    for v in model.var_store().trainable_variables() {
+                        let mut g = v.f_grad()?;
                         if g.defined() {
-                            let _ = g.zero_();
+                            let _ = g.f_zero_()?;
                         }
-                    });
+                    }
                     loss.f_backward()?;
                 }
                 Some(f) => {
@@ -168,7 +190,7 @@ impl Bench {
                 total_sq += d * d;
             }
         }
-        let n = self.batches.max(1) as f64;
+        let n = self.batches as f64;
         let mean = total / n;
         let sd = (total_sq / n - mean * mean).max(0.0).sqrt();
         println!("{}: {info} across {} steps, {mean:.3} +/- {sd:.3} sec / batch", now(), self.batches);
@@ -194,7 +216,7 @@ impl Bench {
     fn read_bench(&self, path: &PathBuf) -> Result<()> {
         let mut best = f64::INFINITY;
         let mut bytes = 0u64;
-        for _ in 0..self.repeat.max(1) {
+        for _ in 0..self.repeat {
             let t = Instant::now();
             let ckpt = Checkpoint::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             bytes = 0;
@@ -209,14 +231,22 @@ impl Bench {
     }
 
     fn convert_bench(&self, path: &PathBuf) -> Result<()> {
-        let tmp = tempfile::tempdir()?;
+        let tmp = crate::temp_dir()?;
         let out = self.output.clone().unwrap_or_else(|| tmp.path().join("bench.safetensors"));
+        {
+            let ckpt = Checkpoint::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let mut inputs = ckpt.files().to_vec();
+            inputs.push(path.clone());
+            slimzoo::io::check_output(&out, self.force, &inputs)?;
+        }
         let mut best = f64::INFINITY;
-        for _ in 0..self.repeat.max(1) {
+        for i in 0..self.repeat {
             let t = Instant::now();
             let ckpt = Checkpoint::open(path).with_context(|| format!("cannot open {}", path.display()))?;
             let plan = Plan::new(&ckpt, &ConvertOptions { no_validate: true, ..Default::default() })?;
-            plan.write_safetensors(&ckpt, &out, true, &Default::default(), &|_, _| {})?;
+            // The first run replaces an existing --output only with --force; later runs replace
+            // the first one's.
+            plan.write_safetensors(&ckpt, &out, self.force || i > 0, &Default::default(), &|_, _| {})?;
             best = best.min(t.elapsed().as_secs_f64());
         }
         let bytes = std::fs::metadata(&out)?.len();

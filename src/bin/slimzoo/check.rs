@@ -11,7 +11,7 @@ use slimzoo::weights::Weights;
 use slimzoo::{EndPoints, Rewrites, RunOptions};
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::Device;
+use tch::{Device, Kind};
 
 /// The shipped default: the narrow ResNet v2 that real TF wrote into fixtures/tiny.
 const DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tiny");
@@ -32,8 +32,8 @@ pub struct Check {
     /// Architecture (detected when absent)
     #[arg(long)]
     arch: Option<String>,
-    /// Relative tolerance: max|ours - tf| <= tol * max(1, max|tf|)
-    #[arg(long, default_value_t = 1e-4)]
+    /// Relative tolerance: max|ours - tf| <= tol * max(1, max|tf|); a finite number in 0..=1
+    #[arg(long, default_value_t = 1e-4, value_parser = tolerance, allow_negative_numbers = true)]
     tol: f64,
     /// Inference rewrites: all (default), none (the reference forward pass), or fold,channels-last,fused
     #[arg(long, default_value = "all")]
@@ -46,6 +46,10 @@ impl Check {
         let ckpt_path = self.checkpoint.clone().unwrap_or_else(|| dir.join("v2"));
         let input = self.input.clone().unwrap_or_else(|| dir.join("input.npy"));
         let expect = self.expect.clone().unwrap_or_else(|| dir.join("endpoints.safetensors"));
+        // Options and inputs first: a bad value or file is reported before any work is done.
+        let rewrites = Rewrites::parse(&self.rewrites)?;
+        let x = crate::common::read_npy_batch(&input)?;
+        let tf = Weights::from_safetensors(&expect).with_context(|| format!("cannot read TF's end points {}", expect.display()))?;
 
         let t = Instant::now();
         let ckpt = Checkpoint::open(&ckpt_path).with_context(|| format!("cannot open {}", ckpt_path.display()))?;
@@ -54,7 +58,7 @@ impl Check {
         let t = Instant::now();
         let opts = ConvertOptions { arch: self.arch.clone(), ..Default::default() };
         let plan = Plan::new(&ckpt, &opts)?;
-        let tmp = tempfile::tempdir()?;
+        let tmp = crate::temp_dir()?;
         let converted = tmp.path().join("converted.safetensors");
         plan.write_safetensors(&ckpt, &converted, false, &Default::default(), &|_, _| {})?;
         println!(
@@ -68,16 +72,14 @@ impl Check {
 
         let t = Instant::now();
         let loaded = load_model(&converted, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, Device::Cpu)?;
-        let model = loaded.model.freeze(Rewrites::parse(&self.rewrites)?)?;
+        let model = loaded.model.freeze(rewrites)?;
         println!("load      {} (strict: every name and shape matched) in {:.1} ms", model.arch(), ms(t));
 
         let t = Instant::now();
-        let x = crate::common::read_npy_batch(&input)?;
         let mut ep = EndPoints::all();
         let out = model.forward(&x, &RunOptions::default(), &mut ep)?;
         println!("run       input {} {:?} (NHWC), rewrites {}, in {:.1} ms", input.display(), to_nhwc(&x).size(), self.rewrites, ms(t));
 
-        let tf = Weights::from_safetensors(&expect).with_context(|| format!("cannot read TF's end points {}", expect.display()))?;
         println!("\n{:<58} {:<18} {:>11} {:>11}  ok", "end point (TF's key)", "shape (NHWC)", "max|diff|", "tolerance");
         let mut results: Vec<(String, tch::Tensor)> = ep.into_vec();
         results.push(("output".into(), out));
@@ -90,12 +92,14 @@ impl Check {
                 continue;
             };
             let (diff, tol) = if ours.size() == theirs.size() {
-                let diff = (&ours - theirs).abs().max().double_value(&[]);
-                let scale = theirs.abs().max().double_value(&[]).max(1.0);
+                let (o, t) = (ours.f_to_kind(Kind::Double)?, theirs.f_to_kind(Kind::Double)?);
+                let diff = o.f_sub(&t)?.f_abs()?.f_max()?.f_double_value(&[])?;
+                let scale = t.f_abs()?.f_max()?.f_double_value(&[])?.max(1.0);
                 (diff, self.tol * scale)
             } else {
                 (f64::INFINITY, 0.0)
             };
+            // A NaN difference (NaN on either side) is a mismatch.
             let ok = diff <= tol;
             if !ok {
                 failed.push(format!("{key}: ours {:?} vs TF {:?}, max|diff| {diff:e}", ours.size(), theirs.size()));
@@ -111,6 +115,15 @@ impl Check {
         }
         println!("all {} end points match TF within {:e} x max(1, max|tf|)", results.len(), self.tol);
         Ok(())
+    }
+}
+
+/// `--tol`: a finite number in 0..=1 (a NaN tolerance would pass nothing, an infinite one
+/// everything).
+fn tolerance(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
+        _ => Err("expected a number in 0..=1 (a relative tolerance, e.g. 1e-4)".into()),
     }
 }
 

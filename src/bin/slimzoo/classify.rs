@@ -1,6 +1,6 @@
 //! `slimzoo classify`: ImageNet top-k with the slim zoo's 1001-class ResNet v2 weights.
 
-use crate::common::{check_device, collect_images, model_input, note, parse_device};
+use crate::common::{JpegDct, check_device, collect_images, model_input, note, parse_device};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use slimzoo::load::{LoadOptions, load_model};
@@ -29,6 +29,10 @@ pub struct Classify {
     /// How many classes to print per image
     #[arg(long, default_value_t = 5)]
     top: i64,
+    /// JPEG decoding: fast (TF's default decode_jpeg, what slim's evaluation reads images with) or accurate
+    /// (decode_jpeg's INTEGER_ACCURATE)
+    #[arg(long, value_enum, default_value = "fast")]
+    jpeg_dct: JpegDct,
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -51,7 +55,7 @@ impl Classify {
             eprintln!("slimzoo: {classes} classes (not ImageNet's 1001): printing class indices");
         }
         for file in collect_images(&self.images)? {
-            let x = model_input(std::slice::from_ref(&file), model.arch(), Some(self.image_size))?;
+            let x = model_input(std::slice::from_ref(&file), model.arch(), Some(self.image_size), self.jpeg_dct.tf_decoder())?;
             let mut ep = EndPoints::only(["predictions"]);
             let _logits = model.forward(&x, &RunOptions::default(), &mut ep)?;
             let probs = ep.get("predictions").context("the net produced no predictions")?.f_flatten(0, -1)?;

@@ -1,9 +1,10 @@
 //! Helpers shared by the subcommands: devices, inputs, outputs, progress.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use slimzoo::Arch;
 use slimzoo::nn::to_nhwc;
+use slimzoo::photo::{self, Decoder};
 use slimzoo::preprocess::{self, Image, Preprocessing};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -48,56 +49,67 @@ pub fn nhwc_to_nchw(shape: &[usize], data: &[f32]) -> Result<Tensor> {
     Ok(Tensor::f_from_slice(data)?.f_view(dims.as_slice())?.f_permute([0, 3, 1, 2])?.f_contiguous()?)
 }
 
-/// True when `path` starts with numpy's magic.
+/// True when `path` is a regular file that starts with numpy's magic (anything else, FIFOs
+/// included, is not opened).
 pub fn is_npy(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 6];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"\x93NUMPY"
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+        && &head == b"\x93NUMPY"
 }
 
-/// Image files given directly or found in folders (sorted), with their decoding.
-pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    const EXT: &[&str] = &["jpg", "jpeg", "png", "bmp", "gif", "webp", "tif", "tiff"];
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = walk(p).with_context(|| format!("listing {}", p.display()))?;
-            files.retain(|f| f.extension().is_some_and(|e| EXT.contains(&e.to_string_lossy().to_lowercase().as_str())));
-            files.sort();
-            out.extend(files);
-        } else {
-            out.push(p.clone());
+/// `--jpeg-dct`: which JPEG inverse DCT to reproduce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JpegDct {
+    /// libjpeg's accurate integer DCT, as Pillow decodes (facenet)
+    Accurate,
+    /// libjpeg's fast integer DCT, as TF's decode_jpeg decodes by default (TF-slim)
+    Fast,
+}
+
+impl JpegDct {
+    /// The decoder of facenet's commands (detect, align, embed, compare; default accurate):
+    /// Pillow's, or for `fast` TF's default decoder (facenet's TF input pipeline).
+    pub fn facenet_decoder(self) -> Decoder {
+        match self {
+            JpegDct::Accurate => Decoder::Pillow,
+            JpegDct::Fast => Decoder::Tf,
         }
     }
-    Ok(out)
-}
 
-fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        if p.is_dir() { out.extend(walk(&p)?) } else { out.push(p) }
+    /// The decoder of the TF-slim commands (classify, features; default fast): TF's
+    /// `decode_jpeg` with this DCT.
+    pub fn tf_decoder(self) -> Decoder {
+        match self {
+            JpegDct::Accurate => Decoder::TfAccurate,
+            JpegDct::Fast => Decoder::Tf,
+        }
     }
-    Ok(out)
 }
 
-/// The model input for `inputs`: one `.npy` NHWC batch as is, or image files preprocessed the way
-/// the architecture's zoo weights expect (ResNet v2: inception at `size`, default 299; facenet:
-/// fixed standardization at 160).
-pub fn model_input(inputs: &[PathBuf], arch: &Arch, size: Option<i64>) -> Result<Tensor> {
+/// Image files given directly or found in folders ([`photo::collect_images`]); what was skipped
+/// is noted on stderr. An error when an input yields no image.
+pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let found = photo::collect_images(inputs)?;
+    note(&found.notes);
+    Ok(found.files)
+}
+
+/// The model input for `inputs`: one `.npy` NHWC batch as is, or image files decoded by `decoder`
+/// and preprocessed the way the architecture's zoo weights expect (ResNet v2: inception at
+/// `size`, default 299; facenet: fixed standardization at 160).
+pub fn model_input(inputs: &[PathBuf], arch: &Arch, size: Option<i64>, decoder: Decoder) -> Result<Tensor> {
     if let [one] = inputs
         && is_npy(one)
     {
         return read_npy_batch(one);
     }
     let files = collect_images(inputs)?;
-    if files.is_empty() {
-        bail!("no input images found in {inputs:?}");
-    }
     let images = files
         .iter()
         .map(|f| {
-            let img = preprocess::load_rgb(f)?;
+            let img = preprocess::load_rgb(f, decoder)?;
             let how = arch.preprocessing();
             let size = size.map_or(how.default_size(), |s| s as usize);
             match how {

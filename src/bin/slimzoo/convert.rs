@@ -56,6 +56,9 @@ impl Convert {
     pub fn run(self) -> Result<()> {
         let opts = self.options()?;
         let ckpt = Checkpoint::open(&self.checkpoint).with_context(|| format!("cannot open {}", self.checkpoint.display()))?;
+        let mut inputs = ckpt.files().to_vec();
+        inputs.push(self.checkpoint.clone());
+        slimzoo::io::check_output(&self.output, self.force, &inputs)?;
         eprintln!("slimzoo: reading {}", ckpt.description());
         let plan = Plan::new(&ckpt, &opts).with_context(|| format!("cannot convert {}", self.checkpoint.display()))?;
         eprintln!("slimzoo: net: {}", plan.arch_note);
@@ -105,7 +108,8 @@ impl Convert {
 pub struct Export {
     /// A .safetensors file as `convert` writes it
     input: PathBuf,
-    /// Checkpoint prefix to write (PREFIX.index, PREFIX.data-00000-of-00001)
+    /// Checkpoint prefix to write (PREFIX.index, PREFIX.data-00000-of-00001; its folder is
+    /// created if needed, as TF does)
     #[arg(short, long)]
     output: PathBuf,
     /// Overwrite an existing checkpoint

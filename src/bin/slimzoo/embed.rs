@@ -1,6 +1,7 @@
 //! `slimzoo embed` and `slimzoo compare`: facenet embeddings of aligned face images.
 
-use crate::common::{check_device, collect_images, nhwc_to_nchw, note, parse_device, progress_bar, read_npy_batch};
+use crate::common::{JpegDct, check_device, collect_images, nhwc_to_nchw, note, parse_device, progress_bar, read_npy_batch};
+use crate::faces::{DetectArgs, detect_files};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use slimzoo::load::{LoadOptions, load_model};
@@ -19,8 +20,24 @@ pub enum Std {
     Prewhiten,
 }
 
-/// Files embedded (rows of the tensor, in order) and files that failed, with why.
-type Embedded = (Vec<PathBuf>, Tensor, Vec<(PathBuf, String)>);
+/// One row of the embeddings: the image, and with `--detect` which face of it.
+#[derive(Debug, Clone)]
+struct Row {
+    file: PathBuf,
+    face: Option<(usize, slimzoo::faces::Face)>,
+}
+
+impl Row {
+    fn label(&self) -> String {
+        match &self.face {
+            None => self.file.display().to_string(),
+            Some((i, _)) => format!("{}#{i}", self.file.display()),
+        }
+    }
+}
+
+/// Rows embedded (of the tensor, in order) and files that failed, with why.
+type Embedded = (Vec<Row>, Tensor, Vec<(PathBuf, String)>);
 
 /// What embed and compare share: the weights and the preprocessing.
 #[derive(Debug, Args)]
@@ -40,9 +57,22 @@ pub struct FaceArgs {
     /// Images per forward pass
     #[arg(long, default_value_t = 32)]
     batch: usize,
+    /// JPEG decoding: accurate (Pillow's, what facenet's compare.py reads images with) or fast (TF's default
+    /// decode_jpeg, as facenet's TF input pipelines)
+    #[arg(long, value_enum, default_value = "accurate")]
+    jpeg_dct: JpegDct,
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// The images are photos: find every face with facenet's MTCNN, crop it as align_dataset_mtcnn.py
+    /// does (--margin, --image-size), and embed each face (one row per face)
+    #[arg(long)]
+    detect: bool,
+    /// With --detect: pixels added around each face box in total (half on each side)
+    #[arg(long, default_value_t = 44.0)]
+    margin: f64,
+    #[command(flatten)]
+    mtcnn: DetectArgs,
 }
 
 impl FaceArgs {
@@ -81,6 +111,52 @@ impl FaceArgs {
         Ok(Tensor::f_cat(&[e, run(&mirrored)?], 1)?)
     }
 
+    /// Embeds the images, or with `--detect` every face of the photos.
+    fn embed_inputs(&self, model: &Frozen, files: &[PathBuf]) -> Result<Embedded> {
+        if self.detect { self.embed_faces(model, files) } else { self.embed_files(model, files) }
+    }
+
+    /// Finds every face of every photo, crops it like align_dataset_mtcnn.py and embeds it.
+    fn embed_faces(&self, model: &Frozen, files: &[PathBuf]) -> Result<Embedded> {
+        let align = slimzoo::faces::align::AlignOptions { image_size: self.image_size, margin: self.margin };
+        align.validate().context("bad alignment option")?;
+        if !(1..=1024).contains(&self.batch) {
+            bail!("--batch must be in 1..=1024, got {}", self.batch);
+        }
+        let (mut rows, mut embs, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+        let mut pending: Vec<Image> = Vec::new();
+        let decoder = self.jpeg_dct.facenet_decoder();
+        detect_files(&self.mtcnn, decoder, self.batch, files, |d| {
+            let (img, faces) = match d.result {
+                Ok(r) => r,
+                Err(e) => {
+                    failed.push((d.file, e));
+                    return Ok(());
+                }
+            };
+            for (i, face) in faces.into_iter().enumerate() {
+                let (crop, _) =
+                    slimzoo::faces::align::aligned(&img, &face, &align).with_context(|| format!("{}: face {i}", d.file.display()))?;
+                pending.push(self.preprocess(&Image::from_rgb8(&crop)?));
+                rows.push(Row { file: d.file.clone(), face: Some((i, face)) });
+                if pending.len() == self.batch {
+                    let (shape, data) = preprocess::stack(&pending)?;
+                    embs.push(self.embed_batch(model, &nhwc_to_nchw(&shape, &data)?)?);
+                    pending.clear();
+                }
+            }
+            Ok(())
+        })?;
+        if !pending.is_empty() {
+            let (shape, data) = preprocess::stack(&pending)?;
+            embs.push(self.embed_batch(model, &nhwc_to_nchw(&shape, &data)?)?);
+        }
+        if rows.is_empty() {
+            bail!("no face found in {} ({} could not be read)", files.len(), failed.len());
+        }
+        Ok((rows, Tensor::f_cat(&embs, 0)?, failed))
+    }
+
     /// Embeds every image file; files that fail to decode are reported and skipped.
     fn embed_files(&self, model: &Frozen, files: &[PathBuf]) -> Result<Embedded> {
         let bar = progress_bar(files.len() as u64, "embedding");
@@ -88,10 +164,10 @@ impl FaceArgs {
         for chunk in files.chunks(self.batch.max(1)) {
             let mut images = Vec::new();
             for f in chunk {
-                match preprocess::load_rgb(f) {
+                match preprocess::load_rgb(f, self.jpeg_dct.facenet_decoder()) {
                     Ok(img) => {
                         images.push(self.preprocess(&img));
-                        ok.push(f.clone());
+                        ok.push(Row { file: f.clone(), face: None });
                     }
                     Err(e) => {
                         eprintln!("slimzoo: skipping {}: {e}", f.display());
@@ -138,7 +214,10 @@ impl Embed {
             Some(npy) => {
                 let x = read_npy_batch(npy)?;
                 let n = x.size()[0];
-                let names = (0..n).map(|i| PathBuf::from(format!("{}[{i}]", npy.display()))).collect();
+                if self.face.detect {
+                    bail!("--detect takes photos, not a preprocessed --input batch");
+                }
+                let names = (0..n).map(|i| Row { file: PathBuf::from(format!("{}[{i}]", npy.display())), face: None }).collect();
                 let rows: Vec<Tensor> = (0..n)
                     .step_by(self.face.batch.max(1))
                     .map(|s| self.face.embed_batch(&model, &x.narrow(0, s, (self.face.batch as i64).min(n - s))))
@@ -149,11 +228,16 @@ impl Embed {
                 if self.images.is_empty() {
                     bail!("give image files/folders or --input X.npy");
                 }
-                self.face.embed_files(&model, &collect_images(&self.images)?)?
+                self.face.embed_inputs(&model, &collect_images(&self.images)?)?
             }
         };
         write_embeddings(self.output.as_deref(), self.force, &names, &emb)?;
         eprintln!("slimzoo: {} embeddings of dimension {}", emb.size()[0], emb.size()[1]);
+        let bad = emb.f_isfinite()?.f_logical_not()?.f_any_dim(1, false)?.f_nonzero()?.f_flatten(0, -1)?;
+        if bad.numel() > 0 {
+            let rows: Vec<String> = Vec::<i64>::try_from(&bad)?.iter().map(|&i| names[i as usize].label()).collect();
+            eprintln!("slimzoo: warning: {} embeddings are not finite (NaN or infinity): {}", rows.len(), rows.join(", "));
+        }
         if !failed.is_empty() {
             let list: Vec<String> = failed.iter().map(|(f, e)| format!("  {}: {e}", f.display())).collect();
             bail!("{} files could not be embedded:\n{}", failed.len(), list.join("\n"));
@@ -162,13 +246,24 @@ impl Embed {
     }
 }
 
-fn write_embeddings(out: Option<&Path>, force: bool, names: &[PathBuf], emb: &Tensor) -> Result<()> {
+/// A CSV field per RFC 4180: quoted (quotes doubled) when it holds a comma, a quote or a line
+/// break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+/// Writes the embeddings: CSV rows `file,values…` (with `--detect`: `file,face,x1,y1,x2,y2,score,values…`),
+/// `.npy` `[N, D]` float32, or `.safetensors` (`embeddings` plus the rows in the metadata).
+fn write_embeddings(out: Option<&Path>, force: bool, rows: &[Row], emb: &Tensor) -> Result<()> {
     let d = slimzoo::safetensors_file::tensor_data(&emb.f_to_kind(tch::Kind::Float)?)?;
     let (n, dim) = (d.shape[0] as usize, d.shape[1] as usize);
     let vals: Vec<f32> = d.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     let csv = |w: &mut dyn Write| -> std::io::Result<()> {
-        for (i, name) in names.iter().enumerate() {
-            write!(w, "{}", name.display())?;
+        for (i, row) in rows.iter().enumerate() {
+            write!(w, "{}", csv_field(&row.file.display().to_string()))?;
+            if let Some((k, f)) = &row.face {
+                write!(w, ",{k},{},{},{},{},{}", f.bbox[0], f.bbox[1], f.bbox[2], f.bbox[3], f.score)?;
+            }
             for v in &vals[i * dim..(i + 1) * dim] {
                 write!(w, ",{v}")?;
             }
@@ -185,7 +280,13 @@ fn write_embeddings(out: Option<&Path>, force: bool, names: &[PathBuf], emb: &Te
         }
         Some("csv") => slimzoo::io::write_atomic_buffered(out, force, |w| csv(w))?,
         Some("safetensors") => {
-            let files: Vec<String> = names.iter().map(|p| p.display().to_string()).collect();
+            let files: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| match &r.face {
+                    None => serde_json::json!(r.file.display().to_string()),
+                    Some((k, f)) => serde_json::json!({"file": r.file.display().to_string(), "face": k, "box": f.bbox, "score": f.score}),
+                })
+                .collect();
             let meta = std::collections::BTreeMap::from([("files".to_string(), serde_json::to_string(&files)?)]);
             crate::common::write_nhwc(out, force, &[("embeddings".to_string(), emb.shallow_clone())], meta)?;
         }
@@ -199,8 +300,8 @@ fn write_embeddings(out: Option<&Path>, force: bool, names: &[PathBuf], emb: &Te
 pub struct Compare {
     #[command(flatten)]
     face: FaceArgs,
-    /// Aligned face images (two or more)
-    #[arg(required = true, num_args = 2..)]
+    /// Aligned face images (two or more), or photos with --detect
+    #[arg(required = true, num_args = 1..)]
     images: Vec<PathBuf>,
     /// Cosine distance (1 - cosine similarity) instead of Euclidean
     #[arg(long)]
@@ -210,10 +311,13 @@ pub struct Compare {
 impl Compare {
     pub fn run(self) -> Result<()> {
         let model = self.face.load()?;
-        let (names, emb, failed) = self.face.embed_files(&model, &self.images)?;
+        let (names, emb, failed) = self.face.embed_inputs(&model, &collect_images(&self.images)?)?;
+        if names.len() < 2 {
+            bail!("compare needs two or more faces, got {}", names.len());
+        }
         println!("Images:");
         for (i, n) in names.iter().enumerate() {
-            println!("{i}: {}", n.display());
+            println!("{i}: {}", n.label());
         }
         println!();
         println!("Distance matrix ({})", if self.cosine { "cosine: 1 - cos" } else { "Euclidean" });

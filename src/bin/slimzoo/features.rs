@@ -1,6 +1,6 @@
 //! `slimzoo features`: run a net and save slim's end points, as TF computes them.
 
-use crate::common::{check_device, model_input, note, parse_device, write_nhwc};
+use crate::common::{JpegDct, check_device, model_input, note, parse_device, write_nhwc};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use slimzoo::convert::{ConvertOptions, Rename};
@@ -47,6 +47,10 @@ pub struct Features {
     /// Image size for image inputs (default: 299 for ResNet v2 zoo weights, 160 for facenet)
     #[arg(long)]
     pub image_size: Option<i64>,
+    /// JPEG decoding of image inputs: fast (TF's default decode_jpeg, as TF-slim's input pipelines) or
+    /// accurate (decode_jpeg's INTEGER_ACCURATE)
+    #[arg(long, value_enum, default_value = "fast")]
+    pub jpeg_dct: JpegDct,
     /// Use ExponentialMovingAverage shadows of a TF checkpoint
     #[arg(long)]
     pub ema: bool,
@@ -103,7 +107,7 @@ impl Features {
         note(&loaded.notes);
         let model = loaded.model.freeze(Rewrites::parse(&self.rewrites)?)?;
         drop(loaded.model);
-        let x = model_input(&self.input, model.arch(), self.image_size)?;
+        let x = model_input(&self.input, model.arch(), self.image_size, self.jpeg_dct.tf_decoder())?;
         let mut ep = match &self.end_points {
             Some(keys) => EndPoints::only(keys.iter().cloned()),
             None => EndPoints::all(),

@@ -17,8 +17,8 @@ pub struct Inspect {
     /// JSON output: an array of {name, dtype, shape} (with --tensor: one object with statistics)
     #[arg(long)]
     json: bool,
-    /// How many values --tensor prints
-    #[arg(long, default_value_t = 10)]
+    /// How many values --tensor prints (0..=1000000)
+    #[arg(long, default_value_t = 10, value_parser = crate::int_in(0usize, 1_000_000), allow_negative_numbers = true)]
     values: usize,
 }
 

@@ -6,11 +6,16 @@ mod classify;
 mod common;
 mod convert;
 mod embed;
+mod faces;
 mod features;
 mod inspect;
 
 use clap::{Parser, Subcommand};
+use std::fmt::Display;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::Mutex;
 
 #[derive(Debug, Parser)]
 #[command(name = "slimzoo", version, about = "TensorFlow-slim checkpoints (ResNet v2, FaceNet) on libtorch, without TensorFlow")]
@@ -30,6 +35,8 @@ enum Cmd {
     Classify(classify::Classify),
     Embed(embed::Embed),
     Compare(embed::Compare),
+    Detect(faces::Detect),
+    Align(faces::Align),
     Bench(bench::Bench),
 }
 
@@ -44,6 +51,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Classify(c) => c.run(),
         Cmd::Embed(c) => c.run(),
         Cmd::Compare(c) => c.run(),
+        Cmd::Detect(c) => c.run(),
+        Cmd::Align(c) => c.run(),
         Cmd::Bench(c) => c.run(),
     }
 }
@@ -63,19 +72,145 @@ fn tune_allocator() -> bool {
     unsafe { libc::mallopt(libc::M_MMAP_MAX, 0) == 1 && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1 }
 }
 
+/// A clap value parser for a whole number in `lo..=hi` whose message states the range, so that
+/// an option is refused before anything is allocated or handed to libtorch (use it with
+/// `allow_negative_numbers = true`, so that `-1` is a value, not an unknown flag).
+pub fn int_in<T>(lo: T, hi: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static,
+{
+    move |s: &str| match s.trim().parse::<T>() {
+        Ok(v) if v >= lo && v <= hi => Ok(v),
+        _ => Err(format!("expected a whole number in {lo}..={hi}")),
+    }
+}
+
+/// Checks made for `features` before it loads anything (its options are public): its inputs are
+/// regular files or folders, its output is writable and none of its inputs.
+fn preflight_features(f: &features::Features) -> anyhow::Result<()> {
+    use slimzoo::io::{check_not_special, check_output};
+    check_not_special(&f.weights)?;
+    f.input.iter().try_for_each(|i| check_not_special(i))?;
+    let mut inputs: Vec<PathBuf> = f.input.clone();
+    inputs.push(f.weights.clone());
+    // Only an existing output can be one of the checkpoint's files (an unreadable checkpoint is
+    // reported when it is loaded).
+    if f.output.exists()
+        && let Ok(ckpt) = slimzoo::ckpt::Checkpoint::open(&f.weights)
+    {
+        inputs.extend(ckpt.files().iter().cloned());
+    }
+    check_output(&f.output, f.force, &inputs)?;
+    Ok(())
+}
+
+/// Help and version go to stdout (exit 0); a usage error is one `slimzoo: error:` message with
+/// clap's explanation and usage lines, exit code 1, like every other error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("slimzoo: error: a subcommand is required\n\n{}", e.render().to_string().trim_end());
+            ExitCode::FAILURE
+        }
+        _ => {
+            let text = e.render().to_string();
+            let text = text.trim();
+            eprintln!("slimzoo: error: {}", text.strip_prefix("error: ").unwrap_or(text));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Temporary folders of this run, removed by the signal handler too (their `TempDir` guards do
+/// not run when the process is interrupted).
+static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A temporary folder that an interrupted run removes as well.
+pub fn temp_dir() -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(dir.path().to_path_buf());
+    Ok(dir)
+}
+
+/// SIGINT and SIGTERM: the temporary files being written and the temporary folders are removed,
+/// and the process exits with 128 + the signal (130, 143) at once, without running destructors
+/// (libtorch's threads may still be working).
+fn handle_signals() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let mut removed = slimzoo::ckpt::atomic::remove_in_progress();
+            for dir in TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                removed += usize::from(std::fs::remove_dir_all(dir).is_ok());
+            }
+            let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+            let note =
+                if removed > 0 { format!("; removed {removed} unfinished output file(s) and temporary folder(s)") } else { String::new() };
+            eprintln!("slimzoo: interrupted by {name}{note}");
+            // SAFETY: _exit ends the process at once; nothing here is used after it.
+            unsafe { libc::_exit(128 + sig) }
+        }
+    })?;
+    Ok(())
+}
+
+/// The error chain as one message: causes joined by ": " (anyhow's `{:#}`), libtorch's C++
+/// stack trace (`Exception raised from …`, `frame #…`) cut from any message that carries one.
+fn render(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| match c.downcast_ref::<tch::TchError>() {
+            Some(t) => slimzoo::error::torch_message(t),
+            None => {
+                let text = c.to_string();
+                match text.find("Exception raised from") {
+                    Some(at) => text[..at].trim_end().to_string(),
+                    None => text,
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if matches!(cli.cmd, Cmd::Check(_) | Cmd::Features(_) | Cmd::Classify(_) | Cmd::Embed(_) | Cmd::Compare(_) | Cmd::Bench(_)) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    if let Err(e) = handle_signals() {
+        eprintln!("slimzoo: warning: no SIGINT/SIGTERM handler ({e}); an interrupted write may leave a temporary file");
+    }
+    if matches!(
+        cli.cmd,
+        Cmd::Check(_)
+            | Cmd::Features(_)
+            | Cmd::Classify(_)
+            | Cmd::Embed(_)
+            | Cmd::Compare(_)
+            | Cmd::Detect(_)
+            | Cmd::Align(_)
+            | Cmd::Bench(_)
+    ) {
         tune_allocator();
     }
-    match run(cli.cmd) {
+    let preflight = match &cli.cmd {
+        Cmd::Features(f) => preflight_features(f),
+        _ => Ok(()),
+    };
+    match preflight.and_then(|()| run(cli.cmd)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // `slimzoo inspect x | head` is not an error.
             if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("slimzoo: error: {e:#}");
+            eprintln!("slimzoo: error: {}", render(&e));
             ExitCode::FAILURE
         }
     }
