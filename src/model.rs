@@ -384,8 +384,10 @@ impl Frozen {
             let mode = match &self.exec {
                 FrozenExec::Reference(vars) => Mode::Reference { vars, train: false, keep_prob: None },
                 FrozenExec::Prepared(layers) => {
-                    let m = x.f_abs()?.f_max()?.f_double_value(&[])?;
-                    let nan_safe = m.is_nan() || m > NAN_SAFE_ABOVE;
+                    // One pass, no temporary: min and max (NaN propagates into both).
+                    let (lo, hi) = x.f_aminmax(None, false)?;
+                    let (lo, hi) = (lo.f_double_value(&[])?, hi.f_double_value(&[])?);
+                    let nan_safe = !(lo >= -NAN_SAFE_ABOVE && hi <= NAN_SAFE_ABOVE);
                     Mode::Frozen { layers, rewrites: self.rewrites, nan_safe }
                 }
             };

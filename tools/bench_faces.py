@@ -2,6 +2,8 @@
 """bench_faces.py: the peers of slimzoo's face detection and photos->embeddings benchmark, in one run.
 
 Runners (each prints TF's time_tensorflow_run lines and one 'RESULT {json}' line per measurement):
+  slimzoo          target/release/slimzoo bench --detect PHOTOS (detection, ms/image) and bench --detect PHOTOS
+                   --pipeline MODEL (compare.py's photos -> embeddings, images/s), same photos and parameters
   tf-detect        facenet 1.0.5's own detect_face (src/align/detect_face.py, unchanged, TF 2.21 graph mode,
                    Session with intra/inter-op threads = --threads), minsize 20, thresholds [0.6, 0.7, 0.7],
                    factor 0.709, on one photo per size: 1920x1080, 1280x720, 960x540. ms/image.
@@ -39,6 +41,7 @@ sys.path.insert(0, HERE)
 import benchlib  # noqa: E402
 
 VENVS = {"tf-detect": ".venv/tf", "tf-pipeline": ".venv/tf", "torch-mtcnn": ".venv/bench"}
+SLIMZOO = os.path.join(REPO, "target", "release", "slimzoo")
 SIZES = (("1920x1080", "canvas_1080.png"), ("1280x720", "canvas_720.png"), ("960x540", "canvas_540.png"))
 DEFAULT_PHOTOS = os.path.join(REPO, ".cache", "faces", "photos")
 DEFAULT_MODEL = os.path.join(REPO, ".cache", "refs", "facenet_512", "20990101-000000")
@@ -48,13 +51,14 @@ MINSIZE, THRESHOLD, FACTOR, MARGIN, IMAGE_SIZE = 20, [0.6, 0.7, 0.7], 0.709, 44,
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--runner", choices=sorted(VENVS), help="run one runner in this process (default: all, "
+    p.add_argument("--runner", choices=sorted(VENVS) + ["slimzoo"], help="run one runner in this process (default: all, "
                    "each in its venv)")
     p.add_argument("--batches", type=int, default=20, help="timed runs per measurement (default %(default)s)")
     p.add_argument("--burn-in", type=int, default=3, help="untimed warm-up runs (default %(default)s)")
     p.add_argument("--threads", type=int, default=2, help="threads of every runner (default %(default)s)")
     p.add_argument("--photos", default=DEFAULT_PHOTOS, help="photo set (default %(default)s)")
     p.add_argument("--model", default=DEFAULT_MODEL, help="facenet model folder for tf-pipeline")
+    p.add_argument("--slimzoo", default=SLIMZOO, help="slimzoo binary (default %(default)s; built when missing)")
     p.add_argument("--sizes", default=",".join(s for s, _ in SIZES),
                    help="detection sizes to run (default %(default)s)")
     a = p.parse_args(argv)
@@ -193,11 +197,57 @@ def run_tf_pipeline(args):
     s2.close()
 
 
+def run_slimzoo(args):
+    """slimzoo's own runners, through `slimzoo bench --detect` (and `--pipeline`), same photos and
+    protocol; the pipeline takes the photos in which slimzoo finds a face, as tf-pipeline keeps those
+    in which detect_face finds one."""
+    exe = args.slimzoo
+    if not os.path.exists(exe):
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "slimzoo"], cwd=REPO, check=True)
+    common_args = ["--batches", str(args.batches), "--burn-in", str(args.burn_in), "--threads", str(args.threads)]
+    detect = [exe, "bench", "--detect"] + [p for _, p in photo_paths(args)] + common_args
+    subprocess.run(detect, check=True)
+    with open(os.path.join(args.photos, "photos.json")) as f:
+        paths = [os.path.join(args.photos, p["name"]) for p in json.load(f)["photos"]]
+    found = subprocess.run([exe, "detect", "--json"] + paths, check=True, capture_output=True, text=True).stdout
+    with_faces = [json.loads(line)["file"] for line in found.splitlines() if json.loads(line)["faces"]]
+    pipeline = [exe, "bench", "--detect"] + with_faces + ["--pipeline", args.model] + common_args
+    subprocess.run(pipeline, check=True)
+
+
 RUNNERS = {"tf-detect": run_tf_detect, "torch-mtcnn": run_torch_mtcnn, "tf-pipeline": run_tf_pipeline}
+
+
+def summary(results):
+    """A Markdown table of this run: detection ms/image per size, pipeline images/s, slimzoo/peer ratios."""
+    det = {(r["runner"], r.get("size")): r["ms_per_image"] for r in results if "ms_per_image" in r}
+    pipe = {r["runner"]: r["images_per_s"] for r in results if "images_per_s" in r}
+    names = {"slimzoo-detect": "slimzoo", "tf-detect": "facenet TF detect_face", "torch-mtcnn": "facenet-pytorch MTCNN"}
+    sizes = [s for s, _ in SIZES]
+    print("\n| detection, ms/image | " + " | ".join(sizes) + " |")
+    print("|---|" + "---:|" * len(sizes))
+    for runner, label in names.items():
+        cells = ["%.1f" % det[(runner, s)] if (runner, s) in det else "—" for s in sizes]
+        print("| %s | %s |" % (label, " | ".join(cells)))
+    for peer in ("tf-detect", "torch-mtcnn"):
+        cells = ["%.2fx" % (det[("slimzoo-detect", s)] / det[(peer, s)]) if ("slimzoo-detect", s) in det and (peer, s) in det
+                 else "—" for s in sizes]
+        print("| slimzoo / %s | %s |" % (names[peer], " | ".join(cells)))
+    if pipe:
+        print("\n| photos → embeddings (compare.py) | images/s |\n|---|---:|")
+        for runner, label in (("slimzoo-pipeline", "slimzoo"), ("tf-pipeline", "facenet TF")):
+            if runner in pipe:
+                print("| %s | %.2f |" % (label, pipe[runner]))
+        if "slimzoo-pipeline" in pipe and "tf-pipeline" in pipe:
+            print("| slimzoo / facenet TF | %.2fx |" % (pipe["slimzoo-pipeline"] / pipe["tf-pipeline"]))
+    print("\n(ratios < 1 for detection and > 1 for the pipeline: slimzoo is faster)")
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.runner == "slimzoo":
+        run_slimzoo(args)
+        return 0
     if args.runner:
         importable = ("torch", "facenet_pytorch") if args.runner == "torch-mtcnn" else ("tensorflow", "cv2")
         benchlib.reexec_in_venv(__file__, os.path.join(REPO, VENVS[args.runner], "bin", "python"),
@@ -206,9 +256,9 @@ def main(argv=None):
         return 0
     results, skipped = [], []
     passthrough = ["--batches", str(args.batches), "--burn-in", str(args.burn_in), "--threads", str(args.threads),
-                   "--photos", args.photos, "--model", args.model, "--sizes", args.sizes]
-    for runner in ("tf-detect", "torch-mtcnn", "tf-pipeline"):
-        py = os.path.join(REPO, VENVS[runner], "bin", "python")
+                   "--photos", args.photos, "--model", args.model, "--sizes", args.sizes, "--slimzoo", args.slimzoo]
+    for runner in ("slimzoo", "tf-detect", "torch-mtcnn", "tf-pipeline"):
+        py = sys.executable if runner == "slimzoo" else os.path.join(REPO, VENVS[runner], "bin", "python")
         if not os.path.exists(py):
             skipped.append({"runner": runner, "skipped": "%s is missing" % py})
             print("bench_faces: %s skipped (%s is missing)" % (runner, py), flush=True)
@@ -228,6 +278,7 @@ def main(argv=None):
     print("bench_faces: all results")
     for r in results + skipped:
         result_line(r)
+    summary(results)
     return 1 if any("failed" in s for s in skipped) else 0
 
 

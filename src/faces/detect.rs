@@ -56,16 +56,39 @@ pub fn scaled(size: usize, scale: f64) -> usize {
     (size as f64 * scale).ceil() as usize
 }
 
+/// Runs `f` on `0..n` split into contiguous ranges, one per core, results in range order.
+fn par_ranges<T: Send>(n: usize, f: impl Fn(std::ops::Range<usize>) -> Result<T> + Sync) -> Result<Vec<T>> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get()).min(n).max(1);
+    if threads == 1 {
+        return Ok(vec![f(0..n)?]);
+    }
+    let chunk = n.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|i| s.spawn(move || f(i * chunk..((i + 1) * chunk).min(n)))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::invalid("a detection worker thread panicked")))).collect()
+    })
+}
+
 /// `np.fix`: rounds toward zero.
 fn fix(v: f64) -> f64 {
     v.trunc()
 }
 
-/// The net input for a uint8 HWC image: `(x - 127.5) * 0.0078125` in float64, then float32, with
-/// x and y transposed (`[1, 3, width, height]`).
-fn pnet_input(pixels: &[u8], h: usize, w: usize) -> Result<Tensor> {
-    let vals: Vec<f32> = pixels.iter().map(|&v| ((v as f64 - 127.5) * 0.0078125) as f32).collect();
-    Ok(Tensor::f_from_slice(&vals)?.f_view([h as i64, w as i64, 3])?.f_permute([2, 1, 0])?.f_unsqueeze(0)?)
+/// The net input for a uint8 HWC image: `(x - 127.5) * 0.0078125` (exact in float32), with x
+/// and y transposed (`[1, 3, width, height]`), built directly in the channels-last memory layout
+/// the frozen nets use (`[width][height][3]`).
+pub fn pnet_input(pixels: &[u8], h: usize, w: usize) -> Result<Tensor> {
+    let mut vals = vec![0f32; h * w * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let (src, dst) = ((y * w + x) * 3, (x * h + y) * 3);
+            for c in 0..3 {
+                vals[dst + c] = (pixels[src + c] as f32 - 127.5) * 0.0078125;
+            }
+        }
+    }
+    Ok(Tensor::f_from_slice(&vals)?.f_view([1, w as i64, h as i64, 3])?.f_permute([0, 3, 1, 2])?)
 }
 
 /// Runs a frozen MTCNN net; its output channels are `prob1` then the regressions (see
@@ -257,24 +280,32 @@ fn padded_crop(img: &Rgb8, b: &[f64; 5]) -> Option<(Vec<f64>, usize, usize)> {
 /// on float64, normalized in float64, then float32, x and y transposed: `[k, 3, size, size]`.
 /// Returns the tensor and which boxes it holds (boxes `detect_face` would raise on are left out).
 pub fn crops(img: &Rgb8, boxes: &[Candidate], size: usize) -> Result<(Vec<f32>, Vec<usize>)> {
-    let mut out = Vec::with_capacity(boxes.len() * size * size * 3);
-    let mut kept = Vec::with_capacity(boxes.len());
-    for (k, c) in boxes.iter().enumerate() {
-        let Some((tmp, th, tw)) = padded_crop(img, &c.b) else { continue };
-        let resized = if th == 0 {
-            vec![0f64; size * size * 3]
-        } else {
-            imgops::resize_area_f64(&tmp, th, tw, 3, size, size).map_err(|e| Error::invalid(format!("crop resize: {e}")))?
-        };
-        // HWC (row y, column x) → CHW with x first: [3][x][y].
-        for ch in 0..3 {
-            for x in 0..size {
-                for y in 0..size {
-                    out.push(((resized[(y * size + x) * 3 + ch] - 127.5) * 0.0078125) as f32);
+    let parts = par_ranges(boxes.len(), |range| {
+        let mut out = Vec::with_capacity(range.len() * size * size * 3);
+        let mut kept = Vec::with_capacity(range.len());
+        for k in range {
+            let Some((tmp, th, tw)) = padded_crop(img, &boxes[k].b) else { continue };
+            let resized = if th == 0 {
+                vec![0f64; size * size * 3]
+            } else {
+                imgops::resize_area_f64(&tmp, th, tw, 3, size, size).map_err(|e| Error::invalid(format!("crop resize: {e}")))?
+            };
+            // HWC (row y, column x) → CHW with x first: [3][x][y].
+            for ch in 0..3 {
+                for x in 0..size {
+                    for y in 0..size {
+                        out.push(((resized[(y * size + x) * 3 + ch] - 127.5) * 0.0078125) as f32);
+                    }
                 }
             }
+            kept.push(k);
         }
-        kept.push(k);
+        Ok((out, kept))
+    })?;
+    let (mut out, mut kept) = (Vec::new(), Vec::new());
+    for (o, k) in parts {
+        out.extend(o);
+        kept.extend(k);
     }
     Ok((out, kept))
 }
@@ -407,12 +438,24 @@ pub fn run_stages(pnet: &Frozen, rnet: &Frozen, onet: &Frozen, images: &[&Rgb8],
 /// Stage 1 on one image: the pyramid, P-Net, candidates, NMS, regression, squares, `np.fix`.
 fn stage1<'a>(pnet: &Frozen, img: &'a Rgb8, opts: &DetectOptions) -> Result<Job<'a>> {
     let scales = scales(img.height.min(img.width), opts);
+    // The pyramid's levels are resized in parallel (each reads the whole photo), P-Net then runs
+    // on them one by one with all cores.
+    let levels: Vec<Vec<u8>> = par_ranges(scales.len(), |range| {
+        range
+            .map(|i| {
+                let (hs, ws) = (scaled(img.height, scales[i]), scaled(img.width, scales[i]));
+                imgops::resize_area_u8(&img.data, img.height, img.width, 3, hs, ws)
+                    .map_err(|e| Error::invalid(format!("pyramid resize to {hs}x{ws}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?
+    .into_iter()
+    .flatten()
+    .collect();
     let mut total = Vec::new();
-    for &scale in &scales {
+    for (&scale, level) in scales.iter().zip(&levels) {
         let (hs, ws) = (scaled(img.height, scale), scaled(img.width, scale));
-        let level = imgops::resize_area_u8(&img.data, img.height, img.width, 3, hs, ws)
-            .map_err(|e| Error::invalid(format!("pyramid resize to {hs}x{ws}: {e}")))?;
-        let maps = pnet_maps(pnet, &level, hs, ws)?;
+        let maps = pnet_maps(pnet, level, hs, ws)?;
         let boxes = generate_bounding_box(&maps, scale, opts.thresholds[0]);
         let pick = nms(&boxes, 0.5, Overlap::Union);
         total.extend(pick.into_iter().map(|i| boxes[i]));

@@ -198,19 +198,25 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// `max(0, x) + alpha * min(0, x)` with `alpha` per channel (dim 1).
-    pub fn prelu(&mut self, p: &PRelu, x: &Tensor) -> Result<Tensor> {
-        let alpha = match &self.mode {
+    /// `max(0, x) + alpha * min(0, x)` with `alpha` per channel (dim 1). The frozen path writes
+    /// into `x` when nobody else holds it.
+    pub fn prelu(&mut self, p: &PRelu, x: Tensor) -> Result<Tensor> {
+        match &self.mode {
             Mode::Reference { vars, .. } => {
                 let Layer::PRelu { alpha } = self.layer(p.id) else { return Err(internal("prelu")) };
-                Self::var(vars, *alpha)
+                Ok(x.f_prelu(Self::var(vars, *alpha))?)
             }
-            Mode::Frozen { layers, .. } => {
+            Mode::Frozen { layers, rewrites, .. } => {
                 let Prepared::PRelu { alpha } = self.prepared(p.id, layers) else { return Err(internal("prelu")) };
-                alpha
+                let fast = x.kind() == tch::Kind::Float && (fused::is_channels_last(&x) || (x.dim() == 2 && x.is_contiguous()));
+                if !fast {
+                    return Ok(x.f_prelu(alpha)?);
+                }
+                let x = rewrites.owned(x)?;
+                fused::prelu_(&x, alpha)?;
+                Ok(x)
             }
-        };
-        Ok(x.f_prelu(alpha)?)
+        }
     }
 
     /// slim's `dropout(x, keep_prob, is_training)`: active only when training; `keep_prob` is

@@ -156,6 +156,56 @@ pub fn is_channels_last(t: &Tensor) -> bool {
     unsafe { slz_is_channels_last(t.as_ptr()) == 1 }
 }
 
+/// `x = x > 0 ? x : alpha[c] * x` in place, for a float32 `x` whose channels vary fastest in
+/// memory (channels-last NCHW, or contiguous `[N, C]`): libtorch's `prelu` cannot vectorize along
+/// a handful of channels. Same values as `x.prelu(alpha)` (and TF's `relu(x) - alpha * relu(-x)`),
+/// NaN kept. The caller must hold `x` exclusively (see [`is_exclusive`]): it is written through
+/// its data pointer, on all cores for large tensors.
+pub fn prelu_(x: &Tensor, alpha: &Tensor) -> Result<()> {
+    let fits = x.kind() == tch::Kind::Float
+        && x.device() == tch::Device::Cpu
+        && (is_channels_last(x) || (x.dim() == 2 && x.is_contiguous()))
+        && alpha.numel() == x.size().get(1).copied().unwrap_or(-1) as usize;
+    if !fits {
+        return Err(Error::invalid("prelu_: a float32 CPU tensor, channels-last or [N, C], with one alpha per channel is needed"));
+    }
+    let c = alpha.numel();
+    let n = x.numel();
+    if n == 0 || c == 0 {
+        return Ok(());
+    }
+    let a = Vec::<f32>::try_from(&alpha.f_to_kind(tch::Kind::Float)?.f_contiguous()?)?;
+    // The alphas repeated over whole rows, so that the inner loop is long enough to vectorize.
+    let pattern: Vec<f32> = a.iter().cycle().take(c * 64usize.div_ceil(c).max(1) * 4).copied().collect();
+    // SAFETY: `x` is a contiguous float32 CPU tensor of `n` elements (checked above; both accepted
+    // layouts are dense), and the caller holds it exclusively for the duration of the call.
+    let data: &mut [f32] = unsafe { std::slice::from_raw_parts_mut(x.data_ptr() as *mut f32, n) };
+    let run = |part: &mut [f32]| {
+        for block in part.chunks_mut(pattern.len()) {
+            for (v, w) in block.iter_mut().zip(&pattern) {
+                // A branchless select (random signs defeat branch prediction): x where x > 0,
+                // else w * x (which keeps NaN).
+                let (x, y) = (*v, *w * *v);
+                let keep = ((x > 0.0) as u32).wrapping_neg();
+                *v = f32::from_bits((x.to_bits() & keep) | (y.to_bits() & !keep));
+            }
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    if threads < 2 || n < 1 << 16 {
+        run(data);
+        return Ok(());
+    }
+    // Split on multiples of the pattern so that every part starts at channel 0.
+    let per = n.div_ceil(threads).div_ceil(pattern.len()) * pattern.len();
+    std::thread::scope(|s| {
+        for part in data.chunks_mut(per) {
+            s.spawn(|| run(part));
+        }
+    });
+    Ok(())
+}
+
 /// A copy of `t` in the same memory format.
 pub fn deep_copy(t: &Tensor) -> Result<Tensor> {
     let mut c = t.f_empty_like()?;
@@ -231,6 +281,27 @@ mod tests {
         // Another geometry than the one packed for.
         let g2 = Geometry { pad: [2, 2], stride: [2, 2], dilation: [2, 2] };
         assert!(conv(&x, &packed, Some(&b), g2, false).unwrap().equal(&conv(&x, &w, Some(&b), g2, false).unwrap()));
+    }
+
+    #[test]
+    fn prelu_in_place_equals_libtorch() {
+        let opts = (Kind::Float, Device::Cpu);
+        let alpha = Tensor::randn([7], opts);
+        for x in [channels_last(&Tensor::randn([3, 7, 5, 4], opts)).unwrap(), Tensor::randn([9, 7], opts)] {
+            let _ = x.get(0).flatten(0, -1).get(1).fill_(f64::NAN);
+            let want = x.prelu(&alpha);
+            prelu_(&x, &alpha).unwrap();
+            assert!(x.isnan().equal(&want.isnan()));
+            assert!(x.nan_to_num(0.0, None, None).equal(&want.nan_to_num(0.0, None, None)));
+        }
+        let nchw = Tensor::randn([2, 7, 3, 3], opts);
+        assert!(prelu_(&nchw, &alpha).is_err(), "NCHW layouts are refused (libtorch's prelu does them)");
+        // Large enough for the threaded path, with an odd channel count.
+        let alpha = Tensor::randn([11], opts);
+        let x = channels_last(&Tensor::randn([3, 11, 97, 89], opts)).unwrap();
+        let want = x.prelu(&alpha);
+        prelu_(&x, &alpha).unwrap();
+        assert!(x.equal(&want));
     }
 
     #[test]

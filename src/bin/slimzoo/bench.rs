@@ -7,8 +7,12 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use slimzoo::ckpt::Checkpoint;
 use slimzoo::convert::{ConvertOptions, Plan};
+use slimzoo::faces::align::AlignOptions;
+use slimzoo::faces::{DetectOptions, Detector};
+use slimzoo::models::Task;
+use slimzoo::photo;
 use slimzoo::{Arch, EndPoints, Model, Rewrites, RunOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -81,6 +85,19 @@ pub struct Bench {
     /// Measure the machine's peak instead: a 4096x4096 matmul in f32 and bf16 (GFLOPS)
     #[arg(long)]
     peak: bool,
+    /// Forward mode: split each batch into N sub-batches run in parallel, each with threads/N
+    /// intra-op threads (1..=64; default 1)
+    #[arg(long, default_value_t = 1, value_parser = int_in(1usize, 64), allow_negative_numbers = true)]
+    streams: usize,
+    /// Time face detection (facenet's detect_face) on these photos instead of a net: each photo is
+    /// decoded once, then detected --batches times (ms/image)
+    #[arg(long, num_args = 1.., conflicts_with_all = ["read", "convert", "peak"])]
+    detect: Vec<PathBuf>,
+    /// With --detect: time facenet's compare.py pipeline instead, photos → embeddings with these
+    /// facenet weights (decode with Pillow's rules, detect, first face ± 22 px, 160x160 crop,
+    /// prewhiten, one forward pass over all crops; images/s)
+    #[arg(long, requires = "detect")]
+    pipeline: Option<PathBuf>,
 }
 
 impl Bench {
@@ -96,6 +113,12 @@ impl Bench {
         }
         if self.peak {
             return peak();
+        }
+        if let Some(w) = &self.pipeline {
+            return self.pipeline_bench(w);
+        }
+        if !self.detect.is_empty() {
+            return self.detect_bench();
         }
         self.net_bench()
     }
@@ -135,12 +158,13 @@ impl Bench {
             Mode::ForwardBackward => "Forward-backward",
         };
         eprintln!(
-            "slimzoo bench: {} batch {} at {size}x{size}, {info}, {:?}, rewrites {}, {} threads, {:?}",
+            "slimzoo bench: {} batch {} at {size}x{size}, {info}, {:?}, rewrites {}, {} threads, {} streams, {:?}",
             arch,
             self.batch,
             self.dtype,
             if train { "none (training)" } else { self.rewrites.as_str() },
             tch::get_num_threads(),
+            if train { 1 } else { self.streams },
             device
         );
         let opts = RunOptions { train, ..Default::default() };
@@ -158,7 +182,7 @@ impl Bench {
                     loss.f_backward()?;
                 }
                 Some(f) => {
-                    let out = f.forward(&x, &opts, &mut EndPoints::none())?;
+                    let out = f.forward_streams(&x, &opts, &mut EndPoints::none(), self.streams)?;
                     // Make sure the work is done (matters on CUDA).
                     let _ = out.f_sum(Kind::Float)?.double_value(&[]);
                 }
@@ -176,6 +200,29 @@ impl Bench {
             r?;
             macs
         };
+        let (mean, sd) = self.time_steps(info, step)?;
+        let gflops = 2.0 * macs as f64 / 1e9;
+        if macs > 0 {
+            eprintln!(
+                "slimzoo bench: {gflops:.1} GFLOP of convolutions per batch: {:.1} GFLOPS achieved, {:.2} ms per image",
+                gflops / mean,
+                1e3 * mean / self.batch as f64
+            );
+        }
+        let result = serde_json::json!({
+            "runner": "slimzoo", "arch": self.arch, "mode": info, "dtype": format!("{:?}", self.dtype).to_lowercase(),
+            "batch": self.batch, "size": size, "batches": self.batches, "mean": mean, "sd": sd,
+            "threads": tch::get_num_threads(), "images_per_s": self.batch as f64 / mean,
+            "rewrites": if train { "none" } else { self.rewrites.as_str() }, "streams": if train { 1 } else { self.streams },
+            "conv_gflop_per_batch": gflops, "gflops": if macs > 0 { gflops / mean } else { 0.0 },
+        });
+        println!("RESULT {result}");
+        Ok(())
+    }
+
+    /// The seed's timing protocol: `--burn-in` untimed steps, then `--batches` timed ones, every
+    /// 10th printed, then `WHAT across N steps, MEAN +/- SD sec / batch`. Returns (mean, sd).
+    fn time_steps(&self, what: &str, mut step: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
         let (mut total, mut total_sq) = (0f64, 0f64);
         for i in 0..self.burn_in + self.batches {
             let t = Instant::now();
@@ -193,21 +240,66 @@ impl Bench {
         let n = self.batches as f64;
         let mean = total / n;
         let sd = (total_sq / n - mean * mean).max(0.0).sqrt();
-        println!("{}: {info} across {} steps, {mean:.3} +/- {sd:.3} sec / batch", now(), self.batches);
-        let gflops = 2.0 * macs as f64 / 1e9;
-        if macs > 0 {
-            eprintln!(
-                "slimzoo bench: {gflops:.1} GFLOP of convolutions per batch: {:.1} GFLOPS achieved, {:.2} ms per image",
-                gflops / mean,
-                1e3 * mean / self.batch as f64
-            );
+        println!("{}: {what} across {} steps, {mean:.3} +/- {sd:.3} sec / batch", now(), self.batches);
+        Ok((mean, sd))
+    }
+
+    /// `--detect`: detect_face on each photo (decoded once), ms/image.
+    fn detect_bench(&self) -> Result<()> {
+        let detector = Detector::shipped(Device::Cpu)?;
+        let opts = DetectOptions::default();
+        for path in &self.detect {
+            let img = photo::read_rgb8(path, photo::Decoder::Pillow).with_context(|| format!("cannot read {}", path.display()))?;
+            let size = format!("{}x{}", img.width, img.height);
+            let mut faces = 0;
+            let (mean, sd) = self.time_steps(&format!("Detect {size}"), || {
+                faces = detector.detect(&img, &opts)?.len();
+                Ok(())
+            })?;
+            let result = serde_json::json!({
+                "runner": "slimzoo-detect", "photo": path.display().to_string(), "size": size, "faces": faces,
+                "batches": self.batches, "burn_in": self.burn_in, "mean": mean, "sd": sd, "ms_per_image": mean * 1e3,
+                "threads": tch::get_num_threads(),
+            });
+            println!("RESULT {result}");
         }
+        Ok(())
+    }
+
+    /// `--pipeline`: facenet's compare.py on the photos (decode, detect, first face, crop,
+    /// prewhiten, embed all crops in one pass), images/s.
+    fn pipeline_bench(&self, weights: &Path) -> Result<()> {
+        let detector = Detector::shipped(Device::Cpu)?;
+        let model = slimzoo::load::load_model(weights, &Default::default(), Device::Cpu)
+            .with_context(|| format!("cannot load {}", weights.display()))?
+            .model
+            .freeze(Rewrites::default())?;
+        let Task::Embedding { epsilon } = model.arch().task() else { bail!("{} computes no embeddings", model.arch()) };
+        let opts = DetectOptions::default();
+        let align = AlignOptions::default();
+        let mut kept = 0;
+        let (mean, sd) = self.time_steps("Pipeline", || {
+            let mut crops = Vec::with_capacity(self.detect.len());
+            for path in &self.detect {
+                let img = photo::read_rgb8(path, photo::Decoder::Pillow)?;
+                // compare.py: the first (highest-scoring) face.
+                let Some(face) = detector.detect(&img, &opts)?.into_iter().next() else { continue };
+                let (crop, _) = slimzoo::faces::align::aligned(&img, &face, &align)?;
+                crops.push(slimzoo::preprocess::prewhiten(slimzoo::preprocess::Image::from_rgb8(&crop)?));
+            }
+            kept = crops.len();
+            if !crops.is_empty() {
+                let (shape, data) = slimzoo::preprocess::stack(&crops)?;
+                let x = crate::common::nhwc_to_nchw(&shape, &data)?;
+                let out = model.forward(&x, &RunOptions::default(), &mut EndPoints::none())?;
+                let _ = slimzoo::nn::tf::l2_normalize(&out, epsilon)?.f_sum(Kind::Float)?.double_value(&[]);
+            }
+            Ok(())
+        })?;
+        let n = self.detect.len();
         let result = serde_json::json!({
-            "runner": "slimzoo", "arch": self.arch, "mode": info, "dtype": format!("{:?}", self.dtype).to_lowercase(),
-            "batch": self.batch, "size": size, "batches": self.batches, "mean": mean, "sd": sd,
-            "threads": tch::get_num_threads(), "images_per_s": self.batch as f64 / mean,
-            "rewrites": if train { "none" } else { self.rewrites.as_str() },
-            "conv_gflop_per_batch": gflops, "gflops": if macs > 0 { gflops / mean } else { 0.0 },
+            "runner": "slimzoo-pipeline", "photos": n, "faces": kept, "batches": self.batches, "burn_in": self.burn_in,
+            "mean": mean, "sd": sd, "images_per_s": n as f64 / mean, "threads": tch::get_num_threads(),
         });
         println!("RESULT {result}");
         Ok(())

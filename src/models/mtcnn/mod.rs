@@ -154,7 +154,7 @@ impl ConvPRelu {
 
     fn forward(&self, cx: &mut Cx<'_>, x: &Tensor) -> Result<Tensor> {
         let y = cx.conv(&self.conv, x, At::VALID)?;
-        cx.prelu(&self.prelu, &y)
+        cx.prelu(&self.prelu, y)
     }
 }
 
@@ -260,7 +260,7 @@ impl Net for Mtcnn {
             // TF flattens NHWC: (height, width, channels).
             let flat = net.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_flatten(1, 3)?;
             net = cx.dense(dense, &flat)?;
-            net = cx.prelu(prelu, &net)?;
+            net = cx.prelu(prelu, net)?;
         }
         let mut outs = Vec::with_capacity(self.heads.len());
         for (key, head, softmax) in &self.heads {
