@@ -35,7 +35,8 @@ pub fn check_output(output: &Path, overwrite: bool, inputs: &[PathBuf]) -> Resul
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    if output.file_name().is_none() {
+    use std::os::unix::ffi::OsStrExt;
+    if output.file_name().is_none() || output.as_os_str().as_bytes().ends_with(b"/") {
         return Err(Error::Output(format!("{shown}: is not a file name")));
     }
     if let Some(input) = inputs.iter().find(|i| same_file(output, i)) {
@@ -50,6 +51,9 @@ pub fn check_output(output: &Path, overwrite: bool, inputs: &[PathBuf]) -> Resul
             if !overwrite {
                 return Err(Error::Output(format!("{shown}: already exists (use --force to overwrite)")));
             }
+        }
+        Err(_) if dir.exists() && !dir.is_dir() => {
+            return Err(Error::Output(format!("{shown}: {} is not a folder", dir.display())));
         }
         Err(_) if !dir.is_dir() => {
             return Err(Error::Output(format!("{shown}: the output folder {} does not exist", dir.display())));
@@ -155,6 +159,10 @@ mod tests {
         assert!(e.ends_with(&format!("missing/new.st: the output folder {}/missing does not exist", d.display())), "{e}");
         let e = check_output(&d.join("sub"), true, &inputs).unwrap_err().to_string();
         assert!(e.ends_with("sub: is a folder, not a file that can be written"), "{e}");
+        let e = check_output(&d.join("new.st/"), true, &inputs).unwrap_err().to_string();
+        assert!(e.ends_with("new.st/: is not a file name"), "{e}");
+        let e = check_output(&input.join("new.st"), true, &inputs).unwrap_err().to_string();
+        assert!(e.ends_with(&format!("in.ckpt/new.st: {} is not a folder", input.display())), "{e}");
         let e = check_output(Path::new("/dev/null"), true, &inputs).unwrap_err().to_string();
         assert_eq!(e, "/dev/null: is a device, not a file that can be written");
         std::fs::write(d.join("old.st"), b"y").unwrap();

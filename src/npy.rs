@@ -5,8 +5,8 @@
 //! literal with `descr`, `fortran_order` and `shape`, padded with spaces and a newline, then the
 //! raw data. Only what slimzoo needs is read: C-order arrays of float32/float64/float16 and the
 //! integer types, converted to f32. The header and the data size are checked against the file's
-//! length before the data is read. Values must be finite: a NaN or an infinity in a net's input
-//! is an error naming the element.
+//! length before the data is read. NaN and infinities are read as they are (TF accepts them and
+//! propagates them); [`Array::non_finite`] finds them for a warning.
 
 use crate::error::{Error, Result};
 use std::io::{Read, Write};
@@ -30,7 +30,7 @@ pub struct Array {
 
 /// Reads a `.npy` file as float32 (other numeric dtypes are converted). Only a regular file is
 /// opened; its header is parsed, and the data size it implies checked against the file's
-/// length, before the data is read. A NaN or infinite value is an error.
+/// length, before the data is read. NaN and infinite values are kept.
 pub fn read(path: &Path) -> Result<Array> {
     crate::io::check_input(path)?;
     let bad = |reason: String| Error::bad_file(path, format!("not a usable .npy file: {reason}"));
@@ -41,24 +41,35 @@ pub fn read(path: &Path) -> Result<Array> {
     let header = parse_header(&bytes).map_err(bad)?;
     header.check_data_len(len.saturating_sub(header.data_start as u64)).map_err(bad)?;
     (&file).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    let a = parse(&bytes).map_err(bad)?;
-    check_finite(&a).map_err(|reason| Error::bad_file(path, reason))?;
-    Ok(a)
+    parse(&bytes).map_err(bad)
 }
 
-/// The first non-finite value, named by its index.
-fn check_finite(a: &Array) -> std::result::Result<(), String> {
-    let Some(at) = a.data.iter().position(|v| !v.is_finite()) else { return Ok(()) };
-    let mut index = vec![0usize; a.shape.len()];
-    let mut rest = at;
-    for (i, &d) in a.shape.iter().enumerate().rev() {
-        if d > 0 {
-            index[i] = rest % d;
-            rest /= d;
+/// Where an array holds NaN or infinities: how many values, and the first one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    /// How many values are NaN or infinite.
+    pub count: usize,
+    /// The index of the first one, outermost dimension first.
+    pub first: Vec<usize>,
+    /// Its value.
+    pub value: f32,
+}
+
+impl Array {
+    /// The NaN and infinite values, if any.
+    pub fn non_finite(&self) -> Option<NonFinite> {
+        let at = self.data.iter().position(|v| !v.is_finite())?;
+        let mut first = vec![0usize; self.shape.len()];
+        let mut rest = at;
+        for (i, &d) in self.shape.iter().enumerate().rev() {
+            if d > 0 {
+                first[i] = rest % d;
+                rest /= d;
+            }
         }
+        let count = self.data[at..].iter().filter(|v| !v.is_finite()).count();
+        Some(NonFinite { count, first, value: self.data[at] })
     }
-    let value = a.data.get(at).copied().unwrap_or(f32::NAN);
-    Err(format!("element {index:?} is {value}: input values must be finite"))
 }
 
 /// Reads a float32 NHWC batch (`[N, H, W, C]`, what one feeds TF) as an NCHW tensor.
@@ -292,12 +303,22 @@ mod tests {
         std::fs::write(&p, &huge).unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.ends_with("not a usable .npy file: shape [9999999999] of '<f4' needs 39999999996 data bytes, the file has 16"), "{e}");
-        // NaN and infinity, named by index.
-        std::fs::write(&p, to_bytes(&[1, 2, 3], &[0.0, 1.0, 2.0, 3.0, f32::NAN, 5.0])).unwrap();
-        let e = read(&p).unwrap_err().to_string();
-        assert!(e.ends_with("a.npy: element [0, 1, 1] is NaN: input values must be finite"), "{e}");
-        std::fs::write(&p, to_bytes(&[2], &[f32::NEG_INFINITY, 1.0])).unwrap();
-        assert!(read(&p).unwrap_err().to_string().ends_with("element [0] is -inf: input values must be finite"));
+        // NaN and infinity are read as they are, and found by index.
+        std::fs::write(&p, to_bytes(&[1, 2, 3], &[0.0, 1.0, 2.0, f32::INFINITY, f32::NAN, 5.0])).unwrap();
+        let a = read(&p).unwrap();
+        assert!(a.data[4].is_nan() && a.data[3] == f32::INFINITY);
+        assert_eq!(a.non_finite(), Some(NonFinite { count: 2, first: vec![0, 1, 0], value: f32::INFINITY }));
+        std::fs::write(&p, to_bytes(&[2], &[1.0, f32::NEG_INFINITY])).unwrap();
+        assert_eq!(read(&p).unwrap().non_finite(), Some(NonFinite { count: 1, first: vec![1], value: f32::NEG_INFINITY }));
+        assert_eq!(
+            read(&p)
+                .map(|mut a| {
+                    a.data[1] = 0.0;
+                    a.non_finite()
+                })
+                .unwrap(),
+            None
+        );
         // Not a regular file: never opened (a FIFO would block).
         let e = read(Path::new("/dev/null")).unwrap_err().to_string();
         assert_eq!(e, "/dev/null: is a device, not a regular file");

@@ -321,18 +321,10 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Collected> {
         let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
         let mut found = Vec::new();
         if meta.is_dir() {
-            let notes_before = out.notes.len();
+            let (notes_before, ignored_before) = (out.notes.len(), ignored);
             walk(input, &meta, &mut seen_dirs, &mut found, &mut out.notes, &mut ignored)?;
             if found.is_empty() {
-                let skipped = out.notes.len() - notes_before;
-                return Err(Error::bad_file(
-                    input,
-                    format!(
-                        "no image files in this folder or below it (looked for names ending in .{}; {ignored} other files, \
-                         {skipped} entries skipped)",
-                        IMAGE_EXTENSIONS.join(", .")
-                    ),
-                ));
+                return Err(Error::bad_file(input, no_images(&out.notes[notes_before..], ignored - ignored_before)));
             }
             found.sort();
         } else if meta.is_file() {
@@ -353,6 +345,24 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Collected> {
         out.notes.push(format!("ignored {ignored} files in folders without an image name (.{})", IMAGE_EXTENSIONS.join(", .")));
     }
     Ok(out)
+}
+
+/// Why a folder gave no image: what was looked for, what was ignored, and what was skipped
+/// (the first few notes).
+fn no_images(skipped: &[String], ignored: usize) -> String {
+    let mut why = format!("no image files in this folder or below it (looked for names ending in .{})", IMAGE_EXTENSIONS.join(", ."));
+    if ignored > 0 {
+        why.push_str(&format!("; {ignored} other files, without an image name"));
+    }
+    const SHOWN: usize = 3;
+    for note in skipped.iter().take(SHOWN) {
+        why.push_str("; ");
+        why.push_str(note);
+    }
+    if skipped.len() > SHOWN {
+        why.push_str(&format!("; and {} more skipped", skipped.len() - SHOWN));
+    }
+    why
 }
 
 /// Identity of a file or folder: device and inode.

@@ -374,3 +374,134 @@ fn bad_values_are_named_with_what_is_allowed() {
     ok(&["bench", "--convert", s(&v1), "-o", s(&out), "--repeat", "2", "--force"]);
     assert_eq!(Weights::from_safetensors(&out).unwrap().tensors.len(), 126);
 }
+
+/// Issue #14, NaN and infinity: TF takes them and computes on; so does slimzoo, every rewrite of
+/// the forward pass placing them exactly where the reference pass does, with warnings naming the
+/// input value and the rows.
+#[test]
+fn nan_and_infinity_go_through_every_rewrite_alike_with_warnings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let v2 = fixture("tiny/v2");
+    let mut a = slimzoo::npy::read(&fixture("tiny/input.npy")).unwrap();
+    assert_eq!(a.shape, [2, 64, 64, 3]);
+    // A NaN in image 0, an infinity in image 1.
+    a.data[(10 * 64 + 20) * 3 + 1] = f32::NAN;
+    a.data[64 * 64 * 3 + (30 * 64 + 30) * 3] = f32::INFINITY;
+    let input = t.join("nan.npy");
+    slimzoo::npy::write(&input, false, &a.shape, &a.data).unwrap();
+    let reference = t.join("reference.safetensors");
+    let (_, err) = ok(&["features", "--weights", s(&v2), "--input", s(&input), "-o", s(&reference), "--rewrites", "none"]);
+    for want in [
+        "nan.npy: 2 values are NaN or infinite (the first: element [0, 10, 20, 1] = NaN); the net runs on them, as TF does".to_string(),
+        "warning: NaN or infinity in 2 rows of the batch (in 41 of 41 tensors: ".to_string(),
+        format!("{0}[0], {0}[1]", input.display()),
+    ] {
+        assert!(err.contains(&want), "stderr lacks {want:?}:\n{err}");
+    }
+    for rewrites in ["all", "fold", "channels-last", "fused"] {
+        let (out, _) = ok(&["check", "--input", s(&input), "--expect", s(&reference), "--rewrites", rewrites]);
+        assert!(out.contains("all 41 end points match TF"), "--rewrites {rewrites}:\n{out}");
+    }
+    // The comparison sees NaN: a number where the reference has NaN is a mismatch.
+    let mut w = Weights::from_safetensors(&reference).unwrap();
+    let output = w.tensors["output"].nan_to_num(0.0, None, None);
+    w.tensors.insert("output".into(), output);
+    let tensors: Vec<(String, tch::Tensor)> = w.tensors.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+    let numbers = t.join("numbers.safetensors");
+    slimzoo::safetensors_file::write_tensors(&numbers, false, &tensors, &Default::default()).unwrap();
+    fails(
+        &["check", "--input", s(&input), "--expect", s(&numbers)],
+        &["1 of 41 end points differ from TF", "output: ours [2, 7] vs TF [2, 7], max|diff| NaN"],
+    );
+}
+
+/// Issue #14: the image commands' options are refused before any work, naming the option and
+/// what is allowed (NaN included).
+#[test]
+fn image_command_options_are_refused_with_their_range() {
+    let w = ["--weights", "w"];
+    for (args, want) in [
+        (
+            &["detect", "x.png", "--min-size", "nan"][..],
+            "invalid value 'nan' for '--min-size <MIN_SIZE>': expected a number in 1..=1000000",
+        ),
+        (&["detect", "x.png", "--factor", "1"], "invalid value '1' for '--factor <FACTOR>': expected a number strictly between 0 and 1"),
+        (&["detect", "x.png", "--thresholds", "0.6,0.7"], "expected three numbers P,R,O in 0..=1 (facenet: 0.6,0.7,0.7)"),
+        (&["detect", "x.png", "--batch", "-1"], "invalid value '-1' for '--batch <BATCH>': expected a whole number in 1..=1024"),
+        (&["align", "x.png", "-o", "d", "--margin", "-1"], "invalid value '-1' for '--margin <MARGIN>': expected a number in 0..=100000"),
+        (&["align", "x.png", "-o", "d", "--image-size", "100000"], "expected a whole number in 1..=4096"),
+        (
+            &["embed", w[0], w[1], "x.png", "--image-size", "0"],
+            "invalid value '0' for '--image-size <IMAGE_SIZE>': expected a whole number in 1..=4096",
+        ),
+        (&["compare", w[0], w[1], "x.png", "y.png", "--detect", "--margin", "1e20"], "expected a number in 0..=100000"),
+        (&["classify", w[0], w[1], "x.png", "--top", "0"], "invalid value '0' for '--top <TOP>': expected a whole number in 1..=1048576"),
+        (
+            &["features", w[0], w[1], "--input", "x.npy", "-o", "o", "--num-classes", "-5"],
+            "the number of classes must be in 1..=1048576 or 'none'",
+        ),
+        (&["features", w[0], w[1], "--input", "x.npy", "-o", "o", "--output-stride", "1e9"], "expected a whole number in 1..=1024"),
+    ] {
+        let err = fails(args, &[want]);
+        assert_eq!(err.matches("slimzoo: error:").count(), 1, "{err}");
+    }
+}
+
+/// Issue #14, outputs: checked before the weights are loaded (a missing weights file is not what
+/// is reported), never an input, never a device.
+#[test]
+fn outputs_are_checked_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let img = t.join("face.png");
+    std::fs::copy(fixture("images/rgb_64x97.png"), &img).unwrap();
+    let existing = t.join("e.csv");
+    std::fs::write(&existing, "precious").unwrap();
+    let nowhere = t.join("no_weights_here");
+    fails(&["embed", "--weights", s(&nowhere), s(&img), "-o", s(&existing)], &["e.csv: already exists (use --force to overwrite)"]);
+    fails(
+        &["embed", "--weights", s(&nowhere), s(&img), "-o", s(&t.join("e.txt"))],
+        &["e.txt: the output must end in .npy, .csv or .safetensors"],
+    );
+    fails(
+        &["features", "--weights", s(&nowhere), "--input", s(&img), "-o", s(&img), "--force"],
+        &["face.png: is an input of this command"],
+    );
+    fails(&["features", "--weights", s(&nowhere), "--input", s(&img), "-o", "/dev/null", "--force"], &["/dev/null: is a device"]);
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "precious");
+    assert_eq!(std::fs::read(&img).unwrap(), std::fs::read(fixture("images/rgb_64x97.png")).unwrap());
+}
+
+/// Issue #14, align: crops go into a folder, never over a photo, never over an existing crop
+/// without --force; a photo without a face is reported and listed in bounding_boxes.txt by its
+/// path alone (facenet's line), not an error.
+#[test]
+fn align_never_writes_over_its_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let photos = t.join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    let photo = photos.join("astronaut.png");
+    std::fs::copy(face_reference().join("../photos/astronaut.png"), &photo).unwrap();
+    let before = std::fs::read(&photo).unwrap();
+    fails(&["align", s(&photos), "-o", s(&photos), "--force"], &["astronaut.png: is an input of this command"]);
+    fails(&["align", s(&photos), "-o", s(&photo)], &["astronaut.png: is a file, not a folder"]);
+    let out = t.join("aligned");
+    ok(&["align", s(&photos), "-o", s(&out)]);
+    assert_eq!(std::fs::read_to_string(out.join("bounding_boxes.txt")).unwrap().lines().count(), 1);
+    let crop = std::fs::read(out.join("astronaut.png")).unwrap();
+    fails(&["align", s(&photos), "-o", s(&out)], &["already exists (use --force to overwrite)"]);
+    ok(&["align", s(&photos), "-o", s(&out), "--force"]);
+    assert_eq!(std::fs::read(out.join("astronaut.png")).unwrap(), crop, "the same crop again");
+    assert_eq!(std::fs::read(&photo).unwrap(), before, "the photo is intact");
+
+    let blank = t.join("blank");
+    std::fs::create_dir(&blank).unwrap();
+    std::fs::copy(fixture("images/gray_45x38.png"), blank.join("gray.png")).unwrap();
+    let none = t.join("none");
+    let (_, err) = ok(&["align", s(&blank), "-o", s(&none)]);
+    assert!(err.contains("no face found in 1 photo") && err.contains("gray.png"), "{err}");
+    let lines = std::fs::read_to_string(none.join("bounding_boxes.txt")).unwrap();
+    assert_eq!(lines, format!("{}\n", none.join("gray.png").display()), "facenet's path-only line");
+}

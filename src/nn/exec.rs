@@ -178,6 +178,11 @@ impl<'a> Cx<'a> {
             }
             Mode::Frozen { layers, .. } => {
                 let Prepared::Affine { scale, shift } = self.prepared(b.id, layers) else { return Err(internal("bn")) };
+                if act == Act::Relu
+                    && let Some(y) = fused::affine_relu(x, scale, shift)?
+                {
+                    return Ok(y);
+                }
                 relu_if(act, shift.f_addcmul(x, scale)?)
             }
         }
@@ -217,6 +222,12 @@ impl<'a> Cx<'a> {
                 Ok(x)
             }
         }
+    }
+
+    /// `slim.max_pool2d` with TF's padding semantics ([`tf::max_pool`]). NaN propagates (as in
+    /// facenet's TF graph, where one NaN pixel makes the whole embedding NaN).
+    pub fn max_pool(&mut self, x: &Tensor, k: i64, stride: i64, padding: tf::Padding) -> Result<Tensor> {
+        tf::max_pool(x, k, stride, padding)
     }
 
     /// slim's `dropout(x, keep_prob, is_training)`: active only when training; `keep_prob` is

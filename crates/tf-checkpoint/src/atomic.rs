@@ -102,6 +102,13 @@ impl AtomicFile {
             return Err(AtomicError::NoFolder(dir));
         }
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        // The registry stays locked from the file's creation to its registration, so that
+        // `remove_in_progress` (a signal handler, on another thread) runs either before (then
+        // no file is made) or after (then it removes it), never in between.
+        let mut reg = registry();
+        if reg.1 {
+            return Err(AtomicError::Interrupted(dest.to_path_buf()));
+        }
         let (file, tmp) = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
@@ -109,12 +116,6 @@ impl AtomicFile {
             .map_err(|e| AtomicError::io(&dir, e))?
             .keep()
             .map_err(|e| AtomicError::io(&dir, e.error))?;
-        let mut reg = registry();
-        if reg.1 {
-            drop(reg);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(AtomicError::Interrupted(dest.to_path_buf()));
-        }
         reg.0.insert(tmp.clone());
         drop(reg);
         Ok(AtomicFile { file, tmp, dest: dest.to_path_buf(), overwrite })

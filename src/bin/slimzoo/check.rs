@@ -11,7 +11,7 @@ use slimzoo::weights::Weights;
 use slimzoo::{EndPoints, Rewrites, RunOptions};
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 /// The shipped default: the narrow ResNet v2 that real TF wrote into fixtures/tiny.
 const DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tiny");
@@ -93,13 +93,12 @@ impl Check {
             };
             let (diff, tol) = if ours.size() == theirs.size() {
                 let (o, t) = (ours.f_to_kind(Kind::Double)?, theirs.f_to_kind(Kind::Double)?);
-                let diff = o.f_sub(&t)?.f_abs()?.f_max()?.f_double_value(&[])?;
-                let scale = t.f_abs()?.f_max()?.f_double_value(&[])?.max(1.0);
-                (diff, self.tol * scale)
+                max_diff(&o, &t)?
             } else {
                 (f64::INFINITY, 0.0)
             };
-            // A NaN difference (NaN on either side) is a mismatch.
+            let tol = self.tol * tol;
+            // A NaN difference (NaN or infinity at different places) is a mismatch.
             let ok = diff <= tol;
             if !ok {
                 failed.push(format!("{key}: ours {:?} vs TF {:?}, max|diff| {diff:e}", ours.size(), theirs.size()));
@@ -125,6 +124,22 @@ fn tolerance(s: &str) -> Result<f64, String> {
         Ok(t) if (0.0..=1.0).contains(&t) => Ok(t),
         _ => Err("expected a number in 0..=1 (a relative tolerance, e.g. 1e-4)".into()),
     }
+}
+
+/// max|ours - tf| over the finite values and the tolerance's scale max(1, max|tf|). NaN and
+/// infinities must stand at the same places in both (the same infinity), else the difference is
+/// NaN: a mismatch.
+fn max_diff(ours: &Tensor, tf: &Tensor) -> Result<(f64, f64)> {
+    let finite = ours.f_isfinite()?.f_logical_and(&tf.f_isfinite()?)?;
+    let both_nan = ours.f_isnan()?.f_logical_and(&tf.f_isnan()?)?;
+    let same_inf = ours.f_isinf()?.f_logical_and(&ours.f_eq_tensor(tf)?)?;
+    if finite.f_logical_or(&both_nan)?.f_logical_or(&same_inf)?.f_all()?.f_int64_value(&[])? == 0 {
+        return Ok((f64::NAN, 1.0));
+    }
+    let zero = Tensor::f_zeros_like(ours)?;
+    let diff = ours.f_sub(tf)?.f_abs()?.f_where_self(&finite, &zero)?.f_max()?.f_double_value(&[])?;
+    let scale = tf.f_abs()?.f_where_self(&finite, &zero)?.f_max()?.f_double_value(&[])?.max(1.0);
+    Ok((diff, scale))
 }
 
 fn ms(t: Instant) -> f64 {

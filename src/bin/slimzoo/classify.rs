@@ -1,9 +1,13 @@
 //! `slimzoo classify`: ImageNet top-k with the slim zoo's 1001-class ResNet v2 weights.
 
-use crate::common::{JpegDct, check_device, collect_images, model_input, note, parse_device};
+use crate::common::{
+    JpegDct, check_device, collect_images, load_weights, nhwc_to_nchw, non_finite_rows, note_skipped, parse_device, preprocessed,
+    warn_non_finite,
+};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use slimzoo::load::{LoadOptions, load_model};
+use slimzoo::load::LoadOptions;
+use slimzoo::nn::build::MAX_DIM;
 use slimzoo::{EndPoints, Rewrites, RunOptions};
 use std::path::PathBuf;
 
@@ -23,11 +27,11 @@ pub struct Classify {
     /// Architecture (detected when absent)
     #[arg(long)]
     arch: Option<String>,
-    /// Input size (the zoo's ResNet v2 weights were evaluated at 299)
-    #[arg(long, default_value_t = 299)]
-    image_size: i64,
-    /// How many classes to print per image
-    #[arg(long, default_value_t = 5)]
+    /// Input size, 1..=4096 (the zoo's ResNet v2 weights were evaluated at 299)
+    #[arg(long, default_value_t = 299, value_parser = crate::int_in(1usize, 4096), allow_negative_numbers = true)]
+    image_size: usize,
+    /// How many classes to print per image (1 to the net's number of classes)
+    #[arg(long, default_value_t = 5, value_parser = crate::int_in(1i64, MAX_DIM), allow_negative_numbers = true)]
     top: i64,
     /// JPEG decoding: fast (TF's default decode_jpeg, what slim's evaluation reads images with) or accurate
     /// (decode_jpeg's INTEGER_ACCURATE)
@@ -41,31 +45,51 @@ pub struct Classify {
 impl Classify {
     pub fn run(self) -> Result<()> {
         let device = check_device(parse_device(&self.device)?)?;
-        let loaded = load_model(&self.weights, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, device)
-            .with_context(|| format!("cannot load {}", self.weights.display()))?;
-        note(&loaded.notes);
+        let files = collect_images(&self.images)?;
+        let loaded = load_weights(&self.weights, &LoadOptions { arch: self.arch.clone(), ..Default::default() }, device)?;
         let model = loaded.model.freeze(Rewrites::default())?;
         drop(loaded.model);
         let Some(classes) = model.arch().num_classes() else {
             bail!("{} has no classifier (no logits in the weights)", self.weights.display());
         };
+        if self.top > classes {
+            // As TF's top_k: k cannot exceed the number of classes.
+            bail!("--top {}: {} has {classes} classes", self.top, self.weights.display());
+        }
         let labels: Vec<&str> = LABELS.lines().filter(|l| !l.starts_with('#')).collect();
         let named = classes as usize == labels.len();
         if !named {
             eprintln!("slimzoo: {classes} classes (not ImageNet's 1001): printing class indices");
         }
-        for file in collect_images(&self.images)? {
-            let x = model_input(std::slice::from_ref(&file), model.arch(), Some(self.image_size), self.jpeg_dct.tf_decoder())?;
+        let (mut failed, mut non_finite) = (Vec::new(), Vec::new());
+        for (i, file) in files.iter().enumerate() {
+            let img = match preprocessed(file, model.arch(), Some(self.image_size), self.jpeg_dct.tf_decoder()) {
+                Ok(img) => img,
+                Err(e) => {
+                    note_skipped(file, &format!("{e:#}"));
+                    failed.push(file);
+                    continue;
+                }
+            };
+            let x = nhwc_to_nchw(&[1, img.height, img.width, 3], &img.data)?;
             let mut ep = EndPoints::only(["predictions"]);
-            let _logits = model.forward(&x, &RunOptions::default(), &mut ep)?;
+            let _logits = tch::no_grad(|| model.forward(&x, &RunOptions::default(), &mut ep))?;
             let probs = ep.get("predictions").context("the net produced no predictions")?.f_flatten(0, -1)?;
-            let (p, idx) = probs.f_topk(self.top.min(classes), 0, true, true)?;
+            if !non_finite_rows(&probs.f_unsqueeze(0)?)?.is_empty() {
+                non_finite.push(i);
+            }
+            let (p, idx) = probs.f_topk(self.top, 0, true, true)?;
+            let (p, idx) = (Vec::<f64>::try_from(&p.f_to_kind(tch::Kind::Double)?)?, Vec::<i64>::try_from(&idx)?);
             println!("{}", file.display());
-            for i in 0..p.size()[0] {
-                let (p, c) = (p.double_value(&[i]), idx.int64_value(&[i]) as usize);
-                let label = if named { labels[c] } else { "" };
+            for (p, c) in p.iter().zip(&idx) {
+                let label = if named { labels.get(*c as usize).copied().unwrap_or_default() } else { "" };
                 println!("  {p:.4}  {c:>5}  {label}");
             }
+        }
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        warn_non_finite(&non_finite, &names, "of the predictions");
+        if !failed.is_empty() {
+            bail!("{} of {} images could not be classified", failed.len(), files.len());
         }
         Ok(())
     }

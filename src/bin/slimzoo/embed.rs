@@ -1,10 +1,13 @@
 //! `slimzoo embed` and `slimzoo compare`: facenet embeddings of aligned face images.
 
-use crate::common::{JpegDct, check_device, collect_images, nhwc_to_nchw, note, parse_device, progress_bar, read_npy_batch};
+use crate::common::{
+    JpegDct, ModelInput, check_device, check_output, collect_images, load_weights, nhwc_to_nchw, non_finite_rows, note_skipped,
+    parse_device, progress_bar, read_npy_batch, reason, warn_non_finite,
+};
 use crate::faces::{DetectArgs, detect_files};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use slimzoo::load::{LoadOptions, load_model};
+use slimzoo::load::LoadOptions;
 use slimzoo::models::Task;
 use slimzoo::preprocess::{self, Image, Standardize};
 use slimzoo::{EndPoints, Frozen, Rewrites, RunOptions};
@@ -48,14 +51,14 @@ pub struct FaceArgs {
     /// Image standardization
     #[arg(long, value_enum, default_value = "fixed")]
     standardize: Std,
-    /// Side of the (square) input; images of another size are resized with TF's bilinear resize
-    #[arg(long, default_value_t = 160)]
+    /// Side of the (square) input, 1..=4096; images of another size are resized with TF's bilinear resize
+    #[arg(long, default_value_t = 160, value_parser = crate::int_in(1usize, 4096), allow_negative_numbers = true)]
     image_size: usize,
     /// Also embed the mirrored image and concatenate, as facenet's evaluation does
     #[arg(long)]
     flip: bool,
-    /// Images per forward pass
-    #[arg(long, default_value_t = 32)]
+    /// Images per forward pass, 1..=1024
+    #[arg(long, default_value_t = 32, value_parser = crate::int_in(1usize, 1024), allow_negative_numbers = true)]
     batch: usize,
     /// JPEG decoding: accurate (Pillow's, what facenet's compare.py reads images with) or fast (TF's default
     /// decode_jpeg, as facenet's TF input pipelines)
@@ -68,19 +71,25 @@ pub struct FaceArgs {
     /// does (--margin, --image-size), and embed each face (one row per face)
     #[arg(long)]
     detect: bool,
-    /// With --detect: pixels added around each face box in total (half on each side)
-    #[arg(long, default_value_t = 44.0)]
+    /// With --detect: pixels added around each face box in total (half on each side), 0..=100000
+    #[arg(long, default_value_t = 44.0, value_parser = crate::float_in(0.0, 1e5), allow_negative_numbers = true)]
     margin: f64,
     #[command(flatten)]
     mtcnn: DetectArgs,
 }
 
 impl FaceArgs {
-    fn load(&self) -> Result<Frozen> {
-        let device = check_device(parse_device(&self.device)?)?;
-        let loaded = load_model(&self.weights, &LoadOptions::default(), device)
-            .with_context(|| format!("cannot load {}", self.weights.display()))?;
-        note(&loaded.notes);
+    /// Checks what can be checked before any work: the device and, with `--detect`, the
+    /// detection options.
+    fn check(&self) -> Result<Device> {
+        if self.detect {
+            self.mtcnn.options()?;
+        }
+        check_device(parse_device(&self.device)?)
+    }
+
+    fn load(&self, device: Device) -> Result<Frozen> {
+        let loaded = load_weights(&self.weights, &LoadOptions::default(), device)?;
         if !matches!(loaded.model.arch().task(), Task::Embedding { .. }) {
             bail!("{} is a {}, not a net that computes embeddings", self.weights.display(), loaded.model.arch());
         }
@@ -111,18 +120,27 @@ impl FaceArgs {
         Ok(Tensor::f_cat(&[e, run(&mirrored)?], 1)?)
     }
 
-    /// Embeds the images, or with `--detect` every face of the photos.
-    fn embed_inputs(&self, model: &Frozen, files: &[PathBuf]) -> Result<Embedded> {
-        if self.detect { self.embed_faces(model, files) } else { self.embed_files(model, files) }
+    /// Embeds the images, or with `--detect` every face of the photos, or a prepared batch.
+    fn embed_inputs(&self, model: &Frozen, input: &ModelInput) -> Result<Embedded> {
+        match input {
+            ModelInput::Images(files) if self.detect => self.embed_faces(model, files),
+            ModelInput::Images(files) => self.embed_files(model, files),
+            ModelInput::Array(_, x) => {
+                let n = x.size()[0];
+                let rows = input.labels().into_iter().map(|l| Row { file: PathBuf::from(l), face: None }).collect();
+                let batch = self.batch as i64;
+                let embs: Vec<Tensor> = (0..n)
+                    .step_by(self.batch)
+                    .map(|s| self.embed_batch(model, &x.f_narrow(0, s, batch.min(n - s))?))
+                    .collect::<Result<_>>()?;
+                Ok((rows, Tensor::f_cat(&embs, 0)?, vec![]))
+            }
+        }
     }
 
     /// Finds every face of every photo, crops it like align_dataset_mtcnn.py and embeds it.
     fn embed_faces(&self, model: &Frozen, files: &[PathBuf]) -> Result<Embedded> {
         let align = slimzoo::faces::align::AlignOptions { image_size: self.image_size, margin: self.margin };
-        align.validate().context("bad alignment option")?;
-        if !(1..=1024).contains(&self.batch) {
-            bail!("--batch must be in 1..=1024, got {}", self.batch);
-        }
         let (mut rows, mut embs, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         let mut pending: Vec<Image> = Vec::new();
         let decoder = self.jpeg_dct.facenet_decoder();
@@ -161,7 +179,7 @@ impl FaceArgs {
     fn embed_files(&self, model: &Frozen, files: &[PathBuf]) -> Result<Embedded> {
         let bar = progress_bar(files.len() as u64, "embedding");
         let (mut ok, mut failed, mut rows) = (Vec::new(), Vec::new(), Vec::new());
-        for chunk in files.chunks(self.batch.max(1)) {
+        for chunk in files.chunks(self.batch) {
             let mut images = Vec::new();
             for f in chunk {
                 match preprocess::load_rgb(f, self.jpeg_dct.facenet_decoder()) {
@@ -170,7 +188,7 @@ impl FaceArgs {
                         ok.push(Row { file: f.clone(), face: None });
                     }
                     Err(e) => {
-                        eprintln!("slimzoo: skipping {}: {e}", f.display());
+                        note_skipped(f, &e.to_string());
                         failed.push((f.clone(), e.to_string()));
                     }
                 }
@@ -195,11 +213,12 @@ pub struct Embed {
     #[command(flatten)]
     face: FaceArgs,
     /// Image files or folders of aligned faces
+    #[arg(required_unless_present = "input")]
     images: Vec<PathBuf>,
     /// A preprocessed float32 NHWC .npy batch instead of images
-    #[arg(long, conflicts_with = "images")]
+    #[arg(long, conflicts_with_all = ["images", "detect"])]
     input: Option<PathBuf>,
-    /// Output: .npy ([N, D] float32), .csv (file name, then D values) or .safetensors; default CSV on stdout
+    /// Output: .npy ([N, D] float32), .csv (file name, then D values; RFC 4180) or .safetensors; default CSV on stdout
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Overwrite the output
@@ -209,40 +228,46 @@ pub struct Embed {
 
 impl Embed {
     pub fn run(self) -> Result<()> {
-        let model = self.face.load()?;
-        let (names, emb, failed) = match &self.input {
-            Some(npy) => {
-                let x = read_npy_batch(npy)?;
-                let n = x.size()[0];
-                if self.face.detect {
-                    bail!("--detect takes photos, not a preprocessed --input batch");
-                }
-                let names = (0..n).map(|i| Row { file: PathBuf::from(format!("{}[{i}]", npy.display())), face: None }).collect();
-                let rows: Vec<Tensor> = (0..n)
-                    .step_by(self.face.batch.max(1))
-                    .map(|s| self.face.embed_batch(&model, &x.narrow(0, s, (self.face.batch as i64).min(n - s))))
-                    .collect::<Result<_>>()?;
-                (names, Tensor::f_cat(&rows, 0)?, vec![])
-            }
-            None => {
-                if self.images.is_empty() {
-                    bail!("give image files/folders or --input X.npy");
-                }
-                self.face.embed_inputs(&model, &collect_images(&self.images)?)?
-            }
+        // Options, inputs and the output before the weights: nothing is computed in vain.
+        let format = self.output.as_deref().map(OutFormat::of).transpose()?;
+        let device = self.face.check()?;
+        let input = match &self.input {
+            Some(npy) => ModelInput::Array(npy.clone(), read_npy_batch(npy)?),
+            None => ModelInput::Images(collect_images(&self.images)?),
         };
-        write_embeddings(self.output.as_deref(), self.force, &names, &emb)?;
-        eprintln!("slimzoo: {} embeddings of dimension {}", emb.size()[0], emb.size()[1]);
-        let bad = emb.f_isfinite()?.f_logical_not()?.f_any_dim(1, false)?.f_nonzero()?.f_flatten(0, -1)?;
-        if bad.numel() > 0 {
-            let rows: Vec<String> = Vec::<i64>::try_from(&bad)?.iter().map(|&i| names[i as usize].label()).collect();
-            eprintln!("slimzoo: warning: {} embeddings are not finite (NaN or infinity): {}", rows.len(), rows.join(", "));
+        if let Some(out) = &self.output {
+            check_output(out, self.force, &self.face.weights, &input.files())?;
         }
+        let model = self.face.load(device)?;
+        let (rows, emb, failed) = self.face.embed_inputs(&model, &input)?;
+        write_embeddings(self.output.as_deref().zip(format), self.force, &rows, &emb)?;
+        eprintln!("slimzoo: {} embeddings of dimension {}", emb.size()[0], emb.size()[1]);
+        let labels: Vec<String> = rows.iter().map(Row::label).collect();
+        warn_non_finite(&non_finite_rows(&emb)?, &labels, "of the embeddings");
         if !failed.is_empty() {
-            let list: Vec<String> = failed.iter().map(|(f, e)| format!("  {}: {e}", f.display())).collect();
+            let list: Vec<String> = failed.iter().map(|(f, e)| format!("  {}: {}", f.display(), reason(f, e))).collect();
             bail!("{} files could not be embedded:\n{}", failed.len(), list.join("\n"));
         }
         Ok(())
+    }
+}
+
+/// What `embed -o` writes, from the output's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutFormat {
+    Csv,
+    Npy,
+    Safetensors,
+}
+
+impl OutFormat {
+    fn of(path: &Path) -> Result<OutFormat> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Ok(OutFormat::Csv),
+            Some("npy") => Ok(OutFormat::Npy),
+            Some("safetensors") => Ok(OutFormat::Safetensors),
+            _ => bail!("{}: the output must end in .npy, .csv or .safetensors", path.display()),
+        }
     }
 }
 
@@ -254,7 +279,7 @@ fn csv_field(s: &str) -> String {
 
 /// Writes the embeddings: CSV rows `file,values…` (with `--detect`: `file,face,x1,y1,x2,y2,score,values…`),
 /// `.npy` `[N, D]` float32, or `.safetensors` (`embeddings` plus the rows in the metadata).
-fn write_embeddings(out: Option<&Path>, force: bool, rows: &[Row], emb: &Tensor) -> Result<()> {
+fn write_embeddings(out: Option<(&Path, OutFormat)>, force: bool, rows: &[Row], emb: &Tensor) -> Result<()> {
     let d = slimzoo::safetensors_file::tensor_data(&emb.f_to_kind(tch::Kind::Float)?)?;
     let (n, dim) = (d.shape[0] as usize, d.shape[1] as usize);
     let vals: Vec<f32> = d.data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
@@ -271,15 +296,13 @@ fn write_embeddings(out: Option<&Path>, force: bool, rows: &[Row], emb: &Tensor)
         }
         Ok(())
     };
-    let Some(out) = out else {
+    let Some((out, format)) = out else {
         return Ok(csv(&mut std::io::stdout().lock())?);
     };
-    match out.extension().and_then(|e| e.to_str()) {
-        Some("npy") => {
-            slimzoo::npy::write(out, force, &[n, dim], &vals)?;
-        }
-        Some("csv") => slimzoo::io::write_atomic_buffered(out, force, |w| csv(w))?,
-        Some("safetensors") => {
+    match format {
+        OutFormat::Npy => slimzoo::npy::write(out, force, &[n, dim], &vals)?,
+        OutFormat::Csv => slimzoo::io::write_atomic_buffered(out, force, |w| csv(w))?,
+        OutFormat::Safetensors => {
             let files: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| match &r.face {
@@ -290,7 +313,6 @@ fn write_embeddings(out: Option<&Path>, force: bool, rows: &[Row], emb: &Tensor)
             let meta = std::collections::BTreeMap::from([("files".to_string(), serde_json::to_string(&files)?)]);
             crate::common::write_nhwc(out, force, &[("embeddings".to_string(), emb.shallow_clone())], meta)?;
         }
-        _ => bail!("{}: the output must end in .npy, .csv or .safetensors", out.display()),
     }
     Ok(())
 }
@@ -310,37 +332,46 @@ pub struct Compare {
 
 impl Compare {
     pub fn run(self) -> Result<()> {
-        let model = self.face.load()?;
-        let (names, emb, failed) = self.face.embed_inputs(&model, &collect_images(&self.images)?)?;
-        if names.len() < 2 {
-            bail!("compare needs two or more faces, got {}", names.len());
+        let device = self.face.check()?;
+        let files = collect_images(&self.images)?;
+        if !self.face.detect && files.len() < 2 {
+            bail!("compare needs two or more face images, got {}", files.len());
         }
+        let model = self.face.load(device)?;
+        let (rows, emb, failed) = self.face.embed_inputs(&model, &ModelInput::Images(files))?;
+        if rows.len() < 2 {
+            bail!("compare needs two or more faces, got {}", rows.len());
+        }
+        let (n, dim) = (rows.len(), emb.size()[1] as usize);
+        let vals = Vec::<f64>::try_from(&emb.f_to_kind(tch::Kind::Double)?.f_flatten(0, -1)?)?;
+        let v: Vec<&[f64]> = vals.chunks_exact(dim).collect();
         println!("Images:");
-        for (i, n) in names.iter().enumerate() {
-            println!("{i}: {}", n.label());
+        for (i, r) in rows.iter().enumerate() {
+            println!("{i}: {}", r.label());
         }
         println!();
         println!("Distance matrix ({})", if self.cosine { "cosine: 1 - cos" } else { "Euclidean" });
         print!("    ");
-        for i in 0..names.len() {
+        for i in 0..n {
             print!("    {i}     ");
         }
         println!();
-        let n = names.len() as i64;
+        let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
         for i in 0..n {
             print!("{i}  ");
             for j in 0..n {
-                let (a, b) = (emb.get(i), emb.get(j));
+                let (a, b) = (v[i], v[j]);
                 let d = if self.cosine {
-                    let cos = a.dot(&b).double_value(&[]) / (a.norm().double_value(&[]) * b.norm().double_value(&[])).max(1e-12);
-                    1.0 - cos
+                    1.0 - dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt()).max(1e-12)
                 } else {
-                    (&a - &b).square().sum(tch::Kind::Double).sqrt().double_value(&[])
+                    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>().sqrt()
                 };
                 print!("  {d:1.4}  ");
             }
             println!();
         }
+        let labels: Vec<String> = rows.iter().map(Row::label).collect();
+        warn_non_finite(&non_finite_rows(&emb)?, &labels, "of the embeddings");
         if !failed.is_empty() {
             bail!("{} files could not be embedded", failed.len());
         }

@@ -1,14 +1,25 @@
 //! `slimzoo features`: run a net and save slim's end points, as TF computes them.
 
-use crate::common::{JpegDct, check_device, model_input, note, parse_device, write_nhwc};
+use crate::common::{
+    JpegDct, ModelInput, check_device, check_output, load_weights, non_finite_rows, parse_device, warn_non_finite, write_nhwc,
+};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use slimzoo::convert::{ConvertOptions, Rename};
-use slimzoo::load::{LoadOptions, load_model, parse_num_classes};
+use slimzoo::load::{LoadOptions, parse_num_classes};
 use slimzoo::models::Task;
 use slimzoo::{EndPoints, NetOptions, Rewrites, RunOptions};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+
+/// `--num-classes`: a class count, or `none` (also `0`, as slim's `if num_classes:`) for a net
+/// without logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumClasses(pub Option<i64>);
+
+fn num_classes(s: &str) -> Result<NumClasses, String> {
+    parse_num_classes(s.trim()).map(NumClasses).map_err(|e| e.to_string())
+}
 
 /// Run a net on a batch and write its end points (NHWC, slim's keys), its final output ('output')
 /// and, for facenet, the embeddings ('embeddings') to safetensors.
@@ -29,11 +40,13 @@ pub struct Features {
     /// Output .safetensors
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Classes of the logits layer, or 'none' for features (default: as in the weights)
-    #[arg(long)]
-    pub num_classes: Option<String>,
-    /// ResNet v2 output stride: 4, 8, 16 or 32 (atrous convolution past it)
-    #[arg(long)]
+    /// Classes of the logits layer (1..=1048576), or 'none' (or 0) for features (default: as in
+    /// the weights)
+    #[arg(long, value_parser = num_classes, allow_negative_numbers = true)]
+    pub num_classes: Option<NumClasses>,
+    /// ResNet v2 output stride (1..=1024): a multiple of 4 that the blocks reach (4, 8, 16 or 32
+    /// for the zoo's nets); atrous convolution past it
+    #[arg(long, value_parser = crate::int_in(1i64, 1024), allow_negative_numbers = true)]
     pub output_stride: Option<i64>,
     /// ResNet v2: no global average pooling (fully convolutional)
     #[arg(long)]
@@ -44,9 +57,9 @@ pub struct Features {
     /// Only these end points (comma-separated keys)
     #[arg(long, value_delimiter = ',')]
     pub end_points: Option<Vec<String>>,
-    /// Image size for image inputs (default: 299 for ResNet v2 zoo weights, 160 for facenet)
-    #[arg(long)]
-    pub image_size: Option<i64>,
+    /// Image size for image inputs, 1..=4096 (default: 299 for ResNet v2 zoo weights, 160 for facenet)
+    #[arg(long, value_parser = crate::int_in(1usize, 4096), allow_negative_numbers = true)]
+    pub image_size: Option<usize>,
     /// JPEG decoding of image inputs: fast (TF's default decode_jpeg, as TF-slim's input pipelines) or
     /// accurate (decode_jpeg's INTEGER_ACCURATE)
     #[arg(long, value_enum, default_value = "fast")]
@@ -73,7 +86,7 @@ impl Features {
         Ok(LoadOptions {
             arch: self.arch.clone(),
             blocks: self.blocks.clone(),
-            num_classes: self.num_classes.as_deref().map(parse_num_classes).transpose()?,
+            num_classes: self.num_classes.map(|n| n.0),
             convert: ConvertOptions {
                 ema: self.ema,
                 renames: self
@@ -99,15 +112,15 @@ impl Features {
 
     pub fn run(self) -> Result<()> {
         let device = check_device(parse_device(&self.device)?)?;
-        if !self.force && self.output.exists() {
-            bail!("{} already exists (use --force to overwrite)", self.output.display());
-        }
-        let loaded =
-            load_model(&self.weights, &self.load_options()?, device).with_context(|| format!("cannot load {}", self.weights.display()))?;
-        note(&loaded.notes);
-        let model = loaded.model.freeze(Rewrites::parse(&self.rewrites)?)?;
+        let rewrites = Rewrites::parse(&self.rewrites)?;
+        let load = self.load_options()?;
+        // The inputs and the output before the weights: a bad file is reported before any work.
+        let input = ModelInput::gather(&self.input)?;
+        check_output(&self.output, self.force, &self.weights, &input.files())?;
+        let loaded = load_weights(&self.weights, &load, device)?;
+        let model = loaded.model.freeze(rewrites)?;
         drop(loaded.model);
-        let x = model_input(&self.input, model.arch(), self.image_size, self.jpeg_dct.tf_decoder())?;
+        let x = input.batch(model.arch(), self.image_size, self.jpeg_dct.tf_decoder())?;
         let mut ep = match &self.end_points {
             Some(keys) => EndPoints::only(keys.iter().cloned()),
             None => EndPoints::all(),
@@ -134,6 +147,28 @@ impl Features {
         for (k, t) in &tensors {
             eprintln!("  {k} {:?}", slimzoo::nn::to_nhwc(t).size());
         }
-        Ok(())
+        warn_non_finite_tensors(&tensors, &input.labels())
     }
+}
+
+/// Warns about the batch rows with NaN or infinities in any of `tensors`, naming the rows and
+/// the tensors.
+fn warn_non_finite_tensors(tensors: &[(String, tch::Tensor)], labels: &[String]) -> Result<()> {
+    let (mut rows, mut keys) = (BTreeSet::new(), Vec::new());
+    for (k, t) in tensors {
+        let bad = non_finite_rows(t)?;
+        if !bad.is_empty() {
+            keys.push(k.as_str());
+            rows.extend(bad);
+        }
+    }
+    let listed = match keys.as_slice() {
+        [] => return Ok(()),
+        [a] => a.to_string(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} more", rest.len()),
+    };
+    let context = format!("of the batch (in {} of {} tensors: {listed})", keys.len(), tensors.len());
+    warn_non_finite(&rows.into_iter().collect::<Vec<_>>(), labels, &context);
+    Ok(())
 }

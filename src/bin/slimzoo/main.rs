@@ -85,23 +85,26 @@ where
     }
 }
 
-/// Checks made for `features` before it loads anything (its options are public): its inputs are
-/// regular files or folders, its output is writable and none of its inputs.
-fn preflight_features(f: &features::Features) -> anyhow::Result<()> {
-    use slimzoo::io::{check_not_special, check_output};
-    check_not_special(&f.weights)?;
-    f.input.iter().try_for_each(|i| check_not_special(i))?;
-    let mut inputs: Vec<PathBuf> = f.input.clone();
-    inputs.push(f.weights.clone());
-    // Only an existing output can be one of the checkpoint's files (an unreadable checkpoint is
-    // reported when it is loaded).
-    if f.output.exists()
-        && let Ok(ckpt) = slimzoo::ckpt::Checkpoint::open(&f.weights)
-    {
-        inputs.extend(ckpt.files().iter().cloned());
+/// A clap value parser for a number in `lo..=hi`, NaN and infinities refused (use it with
+/// `allow_negative_numbers = true`).
+pub fn float_in(lo: f64, hi: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    float_where(move |v| v >= lo && v <= hi, format!("expected a number in {lo}..={hi}"))
+}
+
+/// A clap value parser for a number strictly between `lo` and `hi`, NaN refused.
+pub fn float_between(lo: f64, hi: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    float_where(move |v| v > lo && v < hi, format!("expected a number strictly between {lo} and {hi}"))
+}
+
+fn float_where(
+    ok: impl Fn(f64) -> bool + Clone + Send + Sync + 'static,
+    expected: String,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |s: &str| match s.trim().parse::<f64>() {
+        // A NaN fails every comparison, so `ok` refuses it.
+        Ok(v) if ok(v) => Ok(v),
+        _ => Err(expected.clone()),
     }
-    check_output(&f.output, f.force, &inputs)?;
-    Ok(())
 }
 
 /// Help and version go to stdout (exit 0); a usage error is one `slimzoo: error:` message with
@@ -132,8 +135,10 @@ static TEMP_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// A temporary folder that an interrupted run removes as well.
 pub fn temp_dir() -> anyhow::Result<tempfile::TempDir> {
+    // Locked from creation to registration: the signal handler cannot miss the folder.
+    let mut dirs = TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir()?;
-    TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()).push(dir.path().to_path_buf());
+    dirs.push(dir.path().to_path_buf());
     Ok(dir)
 }
 
@@ -146,7 +151,9 @@ fn handle_signals() -> anyhow::Result<()> {
     std::thread::Builder::new().name("signals".into()).spawn(move || {
         if let Some(sig) = signals.forever().next() {
             let mut removed = slimzoo::ckpt::atomic::remove_in_progress();
-            for dir in TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            // Held until the process exits: no temporary folder is made after this.
+            let mut dirs = TEMP_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+            for dir in dirs.drain(..) {
                 removed += usize::from(std::fs::remove_dir_all(dir).is_ok());
             }
             let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
@@ -163,8 +170,9 @@ fn handle_signals() -> anyhow::Result<()> {
 /// The error chain as one message: causes joined by ": " (anyhow's `{:#}`), libtorch's C++
 /// stack trace (`Exception raised from …`, `frame #…`) cut from any message that carries one.
 fn render(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| match c.downcast_ref::<tch::TchError>() {
+    let mut message = String::new();
+    for c in e.chain() {
+        let text = match c.downcast_ref::<tch::TchError>() {
             Some(t) => slimzoo::error::torch_message(t),
             None => {
                 let text = c.to_string();
@@ -173,9 +181,17 @@ fn render(e: &anyhow::Error) -> String {
                     None => text,
                 }
             }
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
+        };
+        // An error that prints its source (`path: what the OS said`) is not followed by that
+        // source again.
+        if !message.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 fn main() -> ExitCode {
@@ -199,11 +215,7 @@ fn main() -> ExitCode {
     ) {
         tune_allocator();
     }
-    let preflight = match &cli.cmd {
-        Cmd::Features(f) => preflight_features(f),
-        _ => Ok(()),
-    };
-    match preflight.and_then(|()| run(cli.cmd)) {
+    match run(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // `slimzoo inspect x | head` is not an error.

@@ -268,7 +268,7 @@ impl Reduction {
         let mut outs = Vec::with_capacity(self.branches.len());
         for branch in &self.branches {
             outs.push(match branch {
-                Branch::MaxPool => tf::max_pool(x, 3, 2, Padding::Valid)?,
+                Branch::MaxPool => cx.max_pool(x, 3, 2, Padding::Valid)?,
                 Branch::Convs(convs) => {
                     let mut y = x.shallow_clone();
                     for (c, at) in convs {
@@ -386,7 +386,7 @@ impl Net for InceptionResnetV1 {
             net = cx.conv(c, &net, *at)?;
             cx.record(*key, &net);
             if i == 2 {
-                net = tf::max_pool(&net, 3, 2, Padding::Valid)?;
+                net = cx.max_pool(&net, 3, 2, Padding::Valid)?;
                 cx.record("MaxPool_3a_3x3", &net);
             }
         }

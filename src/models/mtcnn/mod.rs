@@ -253,7 +253,7 @@ impl Net for Mtcnn {
         for (layer, pool) in &self.trunk {
             net = layer.forward(cx, &net)?;
             if let Some(p) = pool {
-                net = tf::max_pool(&net, p.k, p.stride, p.padding)?;
+                net = cx.max_pool(&net, p.k, p.stride, p.padding)?;
             }
         }
         if let Some((dense, prelu)) = &self.fc {

@@ -524,7 +524,7 @@ impl Net for ResNetV2 {
             // conv2d_same(net, 64, 7, stride=2): explicit symmetric pad of 3, then VALID.
             net = cx.conv(conv1, &net, conv2d_same(7, 2, 1))?;
             cx.record(format!("{sc}/conv1"), &net);
-            net = tf::max_pool(&net, 3, 2, Padding::Same)?;
+            net = cx.max_pool(&net, 3, 2, Padding::Same)?;
         }
         for ((scope, units), sched) in self.blocks.iter().zip(&schedule) {
             for (i, (unit, &(stride, rate))) in units.iter().zip(sched).enumerate() {
