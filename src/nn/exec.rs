@@ -178,11 +178,6 @@ impl<'a> Cx<'a> {
             }
             Mode::Frozen { layers, .. } => {
                 let Prepared::Affine { scale, shift } = self.prepared(b.id, layers) else { return Err(internal("bn")) };
-                if act == Act::Relu
-                    && let Some(y) = fused::affine_relu(x, scale, shift)?
-                {
-                    return Ok(y);
-                }
                 relu_if(act, shift.f_addcmul(x, scale)?)
             }
         }
