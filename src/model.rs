@@ -202,7 +202,9 @@ impl Model {
         self.net.forward(&mut Cx::new(&self.desc, mode, ep), x, &opts.net)
     }
 
-    /// The frozen inference form of the current weights with `rewrites`.
+    /// The frozen inference form of the current weights with `rewrites`. oneDNN's fused
+    /// operations exist on the CPU only: on another device `fused_ops` is left out (batch norm
+    /// is still folded, the layout still changed).
     ///
     /// ```
     /// use slimzoo::{Arch, EndPoints, Model, Rewrites, RunOptions};
@@ -214,6 +216,7 @@ impl Model {
     /// # Ok::<(), slimzoo::Error>(())
     /// ```
     pub fn freeze(&self, rewrites: Rewrites) -> Result<Frozen> {
+        let rewrites = if self.device() == tch::Device::Cpu { rewrites } else { Rewrites { fused_ops: false, ..rewrites } };
         let exec = if rewrites == Rewrites::NONE {
             let vars = tch::no_grad(|| self.vars.iter().map(|v| fused::deep_copy(&v.f_detach()?)).collect::<Result<Vec<_>>>())?;
             FrozenExec::Reference(vars)

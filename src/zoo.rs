@@ -57,4 +57,13 @@ mod tests {
         assert_eq!(at("resnet_v2_1010.ckpt"), None);
         assert_eq!(at("my_model.ckpt"), None);
     }
+
+    #[test]
+    fn each_published_file_is_listed_once() {
+        let mut files: Vec<&str> = crate::models::zoo().map(|e| e.file).collect();
+        assert_eq!(files.len(), 5, "slim's three ResNet v2 files and facenet's two releases: {files:?}");
+        files.sort_unstable();
+        files.dedup();
+        assert_eq!(files.len(), 5, "a file is listed twice");
+    }
 }

@@ -135,7 +135,7 @@ def run_torch_mtcnn(args):
 
 def run_tf_pipeline(args):
     import numpy as np
-    from facenetsrc import facenet_functions, load_detect_face, misc_imread, misc_imresize, tf
+    from facenetsrc import compare_py_box, facenet_functions, load_detect_face, misc_imread, misc_imresize, tf
     import contextlib
     import io
     import tfcompat
@@ -165,16 +165,10 @@ def run_tf_pipeline(args):
     # keep the photos that have a face (compare.py drops the others)
     def align_one(path):
         img = misc_imread(path, mode="RGB")
-        img_size = np.asarray(img.shape)[0:2]
         boxes, _ = df.detect_face(img, MINSIZE, pnet, rnet, onet, THRESHOLD, FACTOR)
         if len(boxes) < 1:
             return None
-        det = np.squeeze(boxes[0, 0:4])
-        bb = np.zeros(4, dtype=np.int32)
-        bb[0] = np.maximum(det[0] - MARGIN / 2, 0)
-        bb[1] = np.maximum(det[1] - MARGIN / 2, 0)
-        bb[2] = np.minimum(det[2] + MARGIN / 2, img_size[1])
-        bb[3] = np.minimum(det[3] + MARGIN / 2, img_size[0])
+        _, bb = compare_py_box(img, boxes, MARGIN)
         aligned = misc_imresize(img[bb[1]:bb[3], bb[0]:bb[2], :], (IMAGE_SIZE, IMAGE_SIZE), interp="bilinear")
         return fn.prewhiten(aligned)
 

@@ -194,11 +194,11 @@ def recorded_resizes(refs, stem):
     """(input, dst_hw, label) of every imresample call detect_face made on this photo, rebuilt from the
     stage dumps (pyramid: the image; crops: the zero-padded tmp arrays of detect_face lines 361-362)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from faceref import read_safetensors
+    from tfjobs.common import read_safetensors
     d = os.path.join(refs, "photos", stem)
     img = np.load(os.path.join(d, "image.npy"))
-    st = read_safetensors(os.path.join(d, "stages.safetensors"))
-    pn = read_safetensors(os.path.join(d, "pnet.safetensors"))
+    st = read_safetensors(os.path.join(d, "stages.safetensors"))[0]
+    pn = read_safetensors(os.path.join(d, "pnet.safetensors"))[0]
     out = []
     for i in range(len(st["scales"])):
         out.append((img, tuple(int(v) for v in st["pnet/%02d/size" % i]), "pyramid/%02d" % i, pn["%02d/resized" % i]))

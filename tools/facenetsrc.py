@@ -38,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from tfcompat import tf  # noqa: E402  (tf.compat.v1, v2 behaviour disabled)
+from tfcompat import exec_with_modules, facenet_version, tf  # noqa: E402  (tf.compat.v1, v2 behaviour disabled)
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -137,22 +137,6 @@ def scipy_misc_modules():
 # loading facenet's files
 # ------------------------------------------------------------------------------------------------
 
-def _exec_file(path, modname, fake_modules):
-    saved = {k: sys.modules.get(k) for k in fake_modules}
-    try:
-        sys.modules.update(fake_modules)
-        spec = importlib.util.spec_from_file_location(modname, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
-    return module
-
-
 _cache = {}
 
 
@@ -162,7 +146,7 @@ def load_detect_face():
         import warnings
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)  # `method is 'Min'` (nms, line 711)
-            _cache["detect_face"] = _exec_file(facenet_file("align", "detect_face.py"),
+            _cache["detect_face"] = exec_with_modules(facenet_file("align", "detect_face.py"),
                                                "facenet_detect_face", {"tensorflow": tf_proxy()})
     return _cache["detect_face"]
 
@@ -205,7 +189,7 @@ def load_align_dataset_mtcnn():
         fake = {"tensorflow": tf_proxy(), "facenet.src.facenet": facenet_functions(),
                 "facenet.src.align.detect_face": load_detect_face()}
         fake.update(scipy_misc_modules())
-        _cache["align_dataset_mtcnn"] = _exec_file(facenet_file("align", "align_dataset_mtcnn.py"),
+        _cache["align_dataset_mtcnn"] = exec_with_modules(facenet_file("align", "align_dataset_mtcnn.py"),
                                                    "facenet_align_dataset_mtcnn", fake)
     return _cache["align_dataset_mtcnn"]
 
@@ -219,14 +203,24 @@ def load_compare():
         fake = {"tensorflow": tf_proxy(), "facenet": facenet_functions(), "align": align,
                 "align.detect_face": align.detect_face}
         fake.update(scipy_misc_modules())
-        _cache["compare"] = _exec_file(facenet_file("compare.py"), "facenet_compare", fake)
+        _cache["compare"] = exec_with_modules(facenet_file("compare.py"), "facenet_compare", fake)
     return _cache["compare"]
 
 
-def facenet_version():
-    import importlib.metadata
-    return importlib.metadata.version("facenet")
+
+def compare_py_box(img, boxes, margin):
+    """compare.py's load_and_align_data, lines 95-106: the first detected box and its crop
+    rectangle (margin/2 on each side, clipped to the image, int32 as numpy truncates)."""
+    img_size = np.asarray(img.shape)[0:2]
+    det = np.squeeze(boxes[0, 0:4])
+    bb = np.zeros(4, dtype=np.int32)
+    bb[0] = np.maximum(det[0] - margin / 2, 0)
+    bb[1] = np.maximum(det[1] - margin / 2, 0)
+    bb[2] = np.minimum(det[2] + margin / 2, img_size[1])
+    bb[3] = np.minimum(det[3] + margin / 2, img_size[0])
+    return det, bb
 
 
 __all__ = ["tf", "load_detect_face", "load_align_dataset_mtcnn", "load_compare", "facenet_functions",
-           "facenet_file", "facenet_version", "misc_imread", "misc_imresize", "misc_imsave", "MiscRecorder"]
+           "facenet_file", "facenet_version", "misc_imread", "misc_imresize", "misc_imsave", "MiscRecorder",
+           "compare_py_box"]

@@ -137,19 +137,15 @@ MARGIN, IMAGE_SIZE = 44, 160
 SEED = 6006
 
 
-def _reexec_in_venv():
-    import importlib.util
-    if importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("cv2") is not None:
-        return
-    if os.environ.get("SLIMZOO_FACEREF_REEXEC") or not os.path.exists(VENV_PYTHON):
-        sys.exit("faceref: tensorflow/cv2 are not importable here and %s is missing or incomplete; "
-                 "run tools/bootstrap.sh tf" % VENV_PYTHON)
-    os.environ["SLIMZOO_FACEREF_REEXEC"] = "1"
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    import benchlib
+    benchlib.reexec_in_venv(__file__, VENV_PYTHON, "SLIMZOO_FACEREF_REEXEC", ("tensorflow", "cv2"), "tools/bootstrap.sh tf")
 
-
-class ToolError(Exception):
-    pass
+sys.path.insert(0, HERE)
+# the deterministic writers and readers shared with tools/tfref.py's jobs
+from tfjobs.common import (ToolError, atomic_write, read_safetensors, write_json, write_npy,  # noqa: E402
+                           write_safetensors)
 
 
 def log(msg):
@@ -159,63 +155,6 @@ def log(msg):
 # ================================================================================================
 # small deterministic writers
 # ================================================================================================
-
-ST_DTYPES = {"float32": "F32", "float64": "F64", "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64",
-             "uint8": "U8", "uint16": "U16", "bool": "BOOL"}
-
-
-def atomic_write(path, data):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def write_safetensors(path, tensors, metadata=None):
-    import numpy as np
-    header = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
-    blobs, offset = [], 0
-    for name in sorted(tensors):
-        a = np.asarray(tensors[name])
-        if a.dtype.name not in ST_DTYPES:
-            raise ToolError("safetensors: unsupported dtype %s for %s" % (a.dtype, name))
-        b = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("<"), copy=False)).tobytes()
-        header[name] = {"dtype": ST_DTYPES[a.dtype.name], "shape": [int(d) for d in a.shape],
-                        "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    atomic_write(path, len(h).to_bytes(8, "little") + h + b"".join(blobs))
-
-
-def read_safetensors(path):
-    import numpy as np
-    inv = {v: k for k, v in ST_DTYPES.items()}
-    with open(path, "rb") as f:
-        data = f.read()
-    n = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + n])
-    header.pop("__metadata__", None)
-    out = {}
-    for name, e in header.items():
-        s, t = e["data_offsets"]
-        out[name] = np.frombuffer(data[8 + n + s:8 + n + t], dtype=np.dtype(inv[e["dtype"]])).reshape(e["shape"])
-    return out
-
-
-def write_json(path, obj):
-    atomic_write(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode("utf-8"))
-
-
-def write_npy(path, arr):
-    import numpy as np
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    atomic_write(path, buf.getvalue())
-
 
 def sha256_file(path):
     h = hashlib.sha256()
@@ -834,17 +773,11 @@ def run_compare(photos_dir, names):
     return kept, aligned, np.asarray(images), buf.getvalue()
 
 
-def compare_boxes(fn, img, boxes):
+def compare_boxes(img, boxes):
     """compare.py lines 95-106 recomputed on the recorded detection (for compare.json; the crops themselves
     come from compare.py's own run)."""
-    import numpy as np
-    img_size = np.asarray(img.shape)[0:2]
-    det = np.squeeze(boxes[0, 0:4])
-    bb = np.zeros(4, dtype=np.int32)
-    bb[0] = np.maximum(det[0] - MARGIN / 2, 0)
-    bb[1] = np.maximum(det[1] - MARGIN / 2, 0)
-    bb[2] = np.minimum(det[2] + MARGIN / 2, img_size[1])
-    bb[3] = np.minimum(det[3] + MARGIN / 2, img_size[0])
+    from facenetsrc import compare_py_box
+    det, bb = compare_py_box(img, boxes, MARGIN)
     return det.tolist(), bb.tolist()
 
 
@@ -936,8 +869,8 @@ def build_refs(out, photos_dir):
     cmp_info = {"kept": kept_stems, "removed": [os.path.splitext(n)[0] for n in photo_list
                                                 if os.path.splitext(n)[0] not in kept_stems], "boxes": {}}
     for s in kept_stems:
-        st = read_safetensors(os.path.join(out, "photos", s, "stages.safetensors"))
-        det, bb = compare_boxes(fn, images[s], st["final/boxes"])
+        st = read_safetensors(os.path.join(out, "photos", s, "stages.safetensors"))[0]
+        det, bb = compare_boxes(images[s], st["final/boxes"])
         cmp_info["boxes"][s] = {"det": det, "bb": bb}
     write_json(os.path.join(out, "compare.json"), cmp_info)
     summary["compare"] = cmp_info
@@ -978,8 +911,8 @@ def cmd_embed(args):
     if not os.path.isdir(model):
         raise ToolError("no model folder %s: run .venv/tf/bin/python tools/tfref.py refs facenet_512" % model)
     fn = facenet_functions()
-    align = read_safetensors(os.path.join(out, "align.safetensors"))
-    comp = read_safetensors(os.path.join(out, "compare.safetensors"))
+    align = read_safetensors(os.path.join(out, "align.safetensors"))[0]
+    comp = read_safetensors(os.path.join(out, "compare.safetensors"))[0]
     sets = {}
     for variant in ("single", "multiple"):
         names = sorted(k.split("/", 1)[1] for k in align if k.startswith(variant + "/"))
@@ -1034,7 +967,6 @@ def main(argv=None):
                    "default %(default)s, made by tools/tfref.py refs facenet_512)")
     p.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
-    sys.path.insert(0, HERE)
     try:
         return {"photos": cmd_photos, "refs": cmd_refs, "embed": cmd_embed}[args.cmd](args)
     except ToolError as e:
@@ -1043,5 +975,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    _reexec_in_venv()
     sys.exit(main())

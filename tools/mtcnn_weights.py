@@ -42,17 +42,6 @@ DEFAULT_OUT = os.path.join(REPO, "src", "models", "mtcnn", "mtcnn.safetensors")
 NETS = (("pnet", "det1.npy"), ("rnet", "det2.npy"), ("onet", "det3.npy"))
 
 
-def _reexec_in_venv():
-    import importlib.util
-    if importlib.util.find_spec("tensorflow") is not None:
-        return
-    if os.environ.get("SLIMZOO_MTCNN_REEXEC") or not os.path.exists(VENV_PYTHON):
-        sys.exit("mtcnn_weights: tensorflow is not importable here and %s is missing; "
-                 "run tools/bootstrap.sh tf" % VENV_PYTHON)
-    os.environ["SLIMZOO_MTCNN_REEXEC"] = "1"
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-
-
 def default_facenet_dir():
     import importlib.util
     spec = importlib.util.find_spec("facenet")
@@ -199,5 +188,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    _reexec_in_venv()
+    sys.path.insert(0, HERE)
+    import benchlib
+    benchlib.reexec_in_venv(__file__, VENV_PYTHON, "SLIMZOO_MTCNN_REEXEC", ("tensorflow",), "tools/bootstrap.sh tf")
     sys.exit(main())

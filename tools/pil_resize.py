@@ -135,8 +135,8 @@ def cmd_check(args):
     from PIL import Image
     refs = os.path.abspath(args.refs)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from faceref import read_safetensors
-    align = read_safetensors(os.path.join(refs, "align.safetensors"))
+    from tfjobs.common import read_safetensors
+    align = read_safetensors(os.path.join(refs, "align.safetensors"))[0]
     n = bad = 0
     for variant in ("single", "multiple"):
         with open(os.path.join(refs, "align", variant + ".txt")) as f:

@@ -66,6 +66,24 @@ def facenet_version():
     return md.version("facenet")
 
 
+def exec_with_modules(path, modname, fake_modules):
+    """Execute the Python file `path` as module `modname` while `fake_modules` stand in
+    sys.modules (restored afterwards); return the module."""
+    saved = {k: sys.modules.get(k) for k in fake_modules}
+    try:
+        sys.modules.update(fake_modules)
+        spec = importlib.util.spec_from_file_location(modname, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return module
+
+
 def load_inception_resnet_v1():
     """Return facenet's models/inception_resnet_v1 module, executed unchanged from the facenet wheel.
 
@@ -89,22 +107,11 @@ def load_inception_resnet_v1():
     proxy.__path__ = []
     proxy.contrib = contrib
     fake = {"tensorflow": proxy, "tensorflow.contrib": contrib, "tensorflow.contrib.slim": slim}
-    saved = {k: sys.modules.get(k) for k in fake}
-    try:
-        sys.modules.update(fake)
-        mspec = importlib.util.spec_from_file_location("facenet_inception_resnet_v1", path)
-        module = importlib.util.module_from_spec(mspec)
-        mspec.loader.exec_module(module)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+    module = exec_with_modules(path, "facenet_inception_resnet_v1", fake)
     module.__source_path__ = path
     _inception_resnet_v1 = module
     return module
 
 
 __all__ = ["tf", "slim", "resnet_v2", "resnet_utils", "load_inception_resnet_v1", "TF_VERSION",
-           "TF_SLIM_VERSION", "facenet_version"]
+           "TF_SLIM_VERSION", "facenet_version", "exec_with_modules"]

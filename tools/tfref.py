@@ -31,18 +31,10 @@ REPO = os.path.dirname(HERE)
 VENV_PYTHON = os.path.join(REPO, ".venv", "tf", "bin", "python")
 
 
-def _reexec_in_venv():
-    if importlib.util.find_spec("tf_slim") is not None:
-        return
-    if os.environ.get("SLIMZOO_TFREF_REEXEC") or not os.path.exists(VENV_PYTHON):
-        sys.exit("tfref: tensorflow/tf_slim are not importable here and %s is missing; "
-                 "run tools/bootstrap.sh tf" % VENV_PYTHON)
-    os.environ["SLIMZOO_TFREF_REEXEC"] = "1"
-    os.execv(VENV_PYTHON, [VENV_PYTHON, os.path.abspath(__file__)] + sys.argv[1:])
-
-
 if __name__ == "__main__":
-    _reexec_in_venv()
+    sys.path.insert(0, HERE)
+    import benchlib
+    benchlib.reexec_in_venv(__file__, VENV_PYTHON, "SLIMZOO_TFREF_REEXEC", ("tensorflow", "tf_slim"), "tools/bootstrap.sh tf")
 
 sys.path.insert(0, HERE)
 

@@ -7,7 +7,8 @@
 //! - **channels-last** weights and activations (oneDNN's native layout; no reorder per layer).
 //! - **fused oneDNN convolutions**: ReLU inside the convolution, and a residual addition done by
 //!   the convolution into the shortcut tensor, in place (see [`super::Cx::conv_add`]), with the
-//!   bfloat16 weights reordered once into oneDNN's blocked layout (not on every call).
+//!   weights reordered once into oneDNN's blocked layout for the geometry of their first call
+//!   (not on every call; [`Packed`]).
 //! - **bf16**: weights and activations in bfloat16.
 //!
 //! Nothing here knows a net: the transformation is per layer kind, so every net gets it.
@@ -16,6 +17,7 @@ use super::build::{Act, Description, Layer, NormVars};
 use super::fused;
 use crate::error::{Error, Result};
 use std::collections::HashSet;
+use std::sync::OnceLock;
 use tch::{Kind, Tensor};
 
 /// Which rewrites the frozen form applies (each one builds on the previous).
@@ -95,6 +97,8 @@ pub(crate) enum Prepared {
         w: Tensor,
         b: Tensor,
         act: Act,
+        /// `w` in oneDNN's blocked layout (on the CPU with fused operations and channels-last).
+        packed: Option<Packed>,
     },
     /// A batch norm on its own: `x * scale + shift`, both `[1, C, 1, 1]`.
     Affine {
@@ -109,6 +113,33 @@ pub(crate) enum Prepared {
     PRelu {
         alpha: Tensor,
     },
+}
+
+/// A convolution's weights in oneDNN's blocked layout, made on the first call for that call's
+/// geometry and input size: the layout oneDNN picks depends on both (packed once for a nominal
+/// geometry, facenet's 1x7 and strided VALID convolutions were reordered back on every call: batch
+/// 1 in bfloat16 took 198 ms instead of 13). Calls with another geometry or input size use the
+/// plain weights, reordered by oneDNN on each call as without packing. Measured with packing:
+/// resnet_v2_50 batch 1 f32 38 ms instead of 51, facenet 25 instead of 34; batch 32 unchanged.
+#[derive(Debug, Default)]
+pub(crate) struct Packed(OnceLock<(fused::Geometry, Vec<i64>, Tensor)>);
+
+impl Packed {
+    /// The weights for a convolution `g` on `x` (already padded): the packed ones when they were
+    /// made for this geometry and input size, else `plain`.
+    pub(crate) fn weights<'a>(&'a self, plain: &'a Tensor, g: fused::Geometry, x: &Tensor) -> Result<&'a Tensor> {
+        let size = x.size();
+        if self.0.get().is_none() {
+            let [n, c, h, w] = size[..] else { return Ok(plain) };
+            let packed = fused::prepack(plain, g, [n, c, h, w])?;
+            // Concurrent first calls (streams) may both pack; the first one stored is kept.
+            let _ = self.0.set((g, size.clone(), packed));
+        }
+        Ok(match self.0.get() {
+            Some((pg, ps, t)) if *pg == g && *ps == size => t,
+            _ => plain,
+        })
+    }
 }
 
 /// (weights, bias) of a layer with its normalization folded in and its output scaled.
@@ -142,19 +173,10 @@ pub(crate) fn prepare(desc: &Description, vars: &[Tensor], r: Rewrites) -> Resul
                     Layer::Conv { weights, norm, act, scale } => {
                         let (w, b) = fold(&vars[weights.0], norm, vars, *scale)?;
                         let w = r.layout(&w.f_contiguous()?)?;
-                        let w = if r.kind == Kind::BFloat16 && r.fused_ops && r.channels_last && w.device() == tch::Device::Cpu {
-                            // bfloat16 (AMX): reordered once here instead of on every call; the
-                            // layout oneDNN picks does not depend on the input size, so a nominal
-                            // one is given. In float32 the prepacked layout made convolutions slower
-                            // (resnet_v2_50 batch 1: 198 vs 39 ms; batch 32 of 152: 2.5 vs 2.3 s),
-                            // so float32 weights stay plain channels-last.
-                            let s = w.size();
-                            let g = fused::Geometry { pad: [s[2] / 2, s[3] / 2], stride: [1, 1], dilation: [1, 1] };
-                            fused::prepack(&w, g, [1, s[1], 32, 32])?
-                        } else {
-                            fresh(w)?
-                        };
-                        Prepared::Conv { w, b: kind(b)?, act: *act }
+                        // Reordered once into oneDNN's blocked layout (on the first call, for its
+                        // geometry) instead of on every call.
+                        let packed = (r.fused_ops && r.channels_last && w.device() == tch::Device::Cpu).then(Packed::default);
+                        Prepared::Conv { w: fresh(w)?, b: kind(b)?, act: *act, packed }
                     }
                     Layer::BatchNorm(bn) => {
                         let (scale, shift) = bn.tensors(vars).affine()?;
