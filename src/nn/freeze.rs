@@ -8,7 +8,7 @@
 //! - **fused oneDNN convolutions**: ReLU inside the convolution, and a residual addition done by
 //!   the convolution into the shortcut tensor, in place (see [`super::Cx::conv_add`]), with the
 //!   weights reordered once into oneDNN's blocked layout for the geometry of their first call
-//!   (not on every call; [`Packed`]).
+//!   (not on every call; `Packed`).
 //! - **bf16**: weights and activations in bfloat16.
 //!
 //! Nothing here knows a net: the transformation is per layer kind, so every net gets it.
