@@ -120,6 +120,10 @@ fn convert_then_features_match_tf_for_every_option() {
         if i % 3 == 1 {
             args.extend(["--rewrites", "none"]);
         }
+        // And the batch split into parallel sub-batches.
+        if i % 3 == 2 {
+            args.extend(["--streams", "2"]);
+        }
         ok(&args);
         let ours = Weights::from_safetensors(&out).unwrap();
         let ours: Vec<(String, tch::Tensor)> = ours.tensors.into_iter().collect();
@@ -195,7 +199,18 @@ fn embed_and_compare_match_tf() {
     let dir = reference("facenet_512");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("emb.npy");
-    ok(&["embed", "--weights", s(&dir.join("20990101-000000.zip")), "--input", s(&dir.join("input_160.npy")), "-o", s(&out)]);
+    // Three images in two parallel sub-batches.
+    ok(&[
+        "embed",
+        "--weights",
+        s(&dir.join("20990101-000000.zip")),
+        "--input",
+        s(&dir.join("input_160.npy")),
+        "-o",
+        s(&out),
+        "--streams",
+        "2",
+    ]);
     let ours = slimzoo::npy::read(&out).unwrap();
     assert_eq!(ours.shape, vec![3, 512]);
     let tf = &Weights::from_safetensors(&dir.join("endpoints_160.safetensors")).unwrap().tensors["embeddings"];

@@ -57,6 +57,10 @@ pub struct FaceArgs {
     /// Also embed the mirrored image and concatenate, as facenet's evaluation does
     #[arg(long)]
     flip: bool,
+    /// Split each batch into N sub-batches run in parallel, each with threads/N intra-op threads
+    /// (1..=64; default 1)
+    #[arg(long, default_value_t = 1, value_parser = crate::int_in(1usize, 64), allow_negative_numbers = true)]
+    streams: usize,
     /// Images per forward pass, 1..=1024
     #[arg(long, default_value_t = 32, value_parser = crate::int_in(1usize, 1024), allow_negative_numbers = true)]
     batch: usize,
@@ -109,7 +113,7 @@ impl FaceArgs {
     fn embed_batch(&self, model: &Frozen, x: &Tensor) -> Result<Tensor> {
         let Task::Embedding { epsilon } = model.arch().task() else { bail!("{} computes no embeddings", model.arch()) };
         let run = |x: &Tensor| -> Result<Tensor> {
-            let pre = model.forward(x, &RunOptions::default(), &mut EndPoints::none())?;
+            let pre = model.forward_streams(x, &RunOptions::default(), &mut EndPoints::none(), self.streams)?;
             Ok(slimzoo::nn::tf::l2_normalize(&pre, epsilon)?.f_to_device(Device::Cpu)?)
         };
         let e = run(x)?;

@@ -76,6 +76,10 @@ pub struct Features {
     /// Inference rewrites: all (default), none (the reference forward pass), or fold,channels-last,fused
     #[arg(long, default_value = "all")]
     pub rewrites: String,
+    /// Split the batch into N sub-batches run in parallel, each with threads/N intra-op threads
+    /// (1..=64; default 1)
+    #[arg(long, default_value_t = 1, value_parser = crate::int_in(1usize, 64), allow_negative_numbers = true)]
+    pub streams: usize,
     /// Overwrite the output
     #[arg(long)]
     pub force: bool,
@@ -125,7 +129,7 @@ impl Features {
             Some(keys) => EndPoints::only(keys.iter().cloned()),
             None => EndPoints::all(),
         };
-        let out = tch::no_grad(|| model.forward(&x, &self.run_options(), &mut ep))?;
+        let out = tch::no_grad(|| model.forward_streams(&x, &self.run_options(), &mut ep, self.streams))?;
         let missing = ep.unmatched();
         if !missing.is_empty() {
             bail!("no end point named {} (this net has: {})", missing.join(", "), ep.available().join(", "));
