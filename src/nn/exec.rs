@@ -13,7 +13,7 @@
 
 use super::build::{Act, BatchNorm, Conv, Dense, Description, Layer, NormVars, PRelu};
 use super::endpoints::EndPoints;
-use super::freeze::{Packed, Prepared, Rewrites};
+use super::freeze::{Prepared, PreparedConv, Rewrites};
 use super::fused;
 use super::tf::{self, At};
 use crate::error::{Error, Result};
@@ -125,8 +125,8 @@ impl<'a> Cx<'a> {
                 relu_if(*act, y)
             }
             Mode::Frozen { layers, rewrites, nan_safe } => {
-                let Prepared::Conv { w, b, act, packed } = self.prepared(c.id, layers) else { return Err(internal("conv")) };
-                frozen_conv(x, (w, packed.as_ref()), b, *act, at, *rewrites, *nan_safe)
+                let Prepared::Conv(conv) = self.prepared(c.id, layers) else { return Err(internal("conv")) };
+                frozen_conv(x, conv, at, *rewrites, *nan_safe)
             }
         }
     }
@@ -151,17 +151,14 @@ impl<'a> Cx<'a> {
         let mut acc = rewrites.owned(acc)?;
         if fused_add {
             let Mode::Frozen { layers, .. } = &self.mode else { return Err(internal("conv_add")) };
-            let Prepared::Conv { w, b, packed, .. } = self.prepared(c.id, layers) else { return Err(internal("conv_add")) };
-            let k = w.size();
+            let Prepared::Conv(conv) = self.prepared(c.id, layers) else { return Err(internal("conv_add")) };
+            let k = conv.w.size();
             let g = tf::conv_geometry(tf::hw(x)?, (k[2], k[3]), at)?;
             if g.explicit.is_none() {
                 let relu = act_after == Act::Relu && !nan_safe;
-                let g = fused::Geometry { pad: g.pad, stride: g.stride, dilation: g.dilation };
-                let w = match packed {
-                    Some(p) => p.weights(w, g, x)?,
-                    None => w,
-                };
-                fused::conv_add_(&acc, x, w, Some(b), g, relu)?;
+                let g = g.symmetric();
+                let w = conv.weights(g, x)?;
+                fused::conv_add_(&acc, x, w, Some(&conv.b), g, relu)?;
                 count(w, &acc);
                 return if act_after == Act::Relu && !relu { Ok(acc.f_relu_()?) } else { Ok(acc) };
             }
@@ -213,10 +210,7 @@ impl<'a> Cx<'a> {
             }
             Mode::Frozen { layers, rewrites, .. } => {
                 let Prepared::PRelu { alpha } = self.prepared(p.id, layers) else { return Err(internal("prelu")) };
-                let fast = x.device() == tch::Device::Cpu
-                    && x.kind() == tch::Kind::Float
-                    && (fused::is_channels_last(&x) || (x.dim() == 2 && x.is_contiguous()));
-                if !fast {
+                if !fused::prelu_applies(&x) {
                     return Ok(x.f_prelu(alpha)?);
                 }
                 let x = rewrites.owned(x)?;
@@ -243,16 +237,8 @@ impl<'a> Cx<'a> {
 }
 
 /// A prepared convolution on `x`, ReLU included when the layer has it.
-/// `w` is the plain weights and, when the frozen form packs them, their packed form.
-fn frozen_conv(
-    x: &Tensor,
-    (w, packed): (&Tensor, Option<&Packed>),
-    b: &Tensor,
-    act: Act,
-    at: At,
-    r: Rewrites,
-    nan_safe: bool,
-) -> Result<Tensor> {
+fn frozen_conv(x: &Tensor, conv: &PreparedConv, at: At, r: Rewrites, nan_safe: bool) -> Result<Tensor> {
+    let PreparedConv { w, b, act, .. } = conv;
     let k = w.size();
     let g = tf::conv_geometry(tf::hw(x)?, (k[2], k[3]), at)?;
     let padded;
@@ -265,16 +251,12 @@ fn frozen_conv(
     };
     let y = if r.fused_ops {
         // oneDNN's fused ReLU turns NaN into 0; libtorch's (and TF's) keeps it.
-        let relu = act == Act::Relu && !nan_safe;
-        let g = fused::Geometry { pad: g.pad, stride: g.stride, dilation: g.dilation };
-        let w = match packed {
-            Some(p) => p.weights(w, g, x)?,
-            None => w,
-        };
-        let y = fused::conv(x, w, Some(b), g, relu)?;
-        if relu { y } else { relu_if(act, y)? }
+        let relu = *act == Act::Relu && !nan_safe;
+        let g = g.symmetric();
+        let y = fused::conv(x, conv.weights(g, x)?, Some(b), g, relu)?;
+        if relu { y } else { relu_if(*act, y)? }
     } else {
-        relu_if(act, x.f_conv2d(w, Some(b), g.stride, g.pad, g.dilation, 1)?)?
+        relu_if(*act, x.f_conv2d(w, Some(b), g.stride, g.pad, g.dilation, 1)?)?
     };
     count(w, &y);
     Ok(y)

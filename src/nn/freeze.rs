@@ -93,13 +93,7 @@ impl Rewrites {
 #[derive(Debug)]
 pub(crate) enum Prepared {
     /// A convolution with its normalization and output scale folded in.
-    Conv {
-        w: Tensor,
-        b: Tensor,
-        act: Act,
-        /// `w` in oneDNN's blocked layout (on the CPU with fused operations and channels-last).
-        packed: Option<Packed>,
-    },
+    Conv(PreparedConv),
     /// A batch norm on its own: `x * scale + shift`, both `[1, C, 1, 1]`.
     Affine {
         scale: Tensor,
@@ -115,6 +109,28 @@ pub(crate) enum Prepared {
     },
 }
 
+/// A convolution with its normalization and output scale folded in.
+#[derive(Debug)]
+pub(crate) struct PreparedConv {
+    /// The weights (the frozen form's layout and kind).
+    pub(crate) w: Tensor,
+    pub(crate) b: Tensor,
+    pub(crate) act: Act,
+    /// `w` in oneDNN's blocked layout (on the CPU with fused operations and channels-last).
+    packed: Option<Packed>,
+}
+
+impl PreparedConv {
+    /// The weights for a fused convolution `g` on `x` (already padded): the packed ones when this
+    /// frozen form packs weights and they were packed for this geometry and input size, else `w`.
+    pub(crate) fn weights(&self, g: fused::Geometry, x: &Tensor) -> Result<&Tensor> {
+        match &self.packed {
+            Some(p) => p.weights(&self.w, g, x),
+            None => Ok(&self.w),
+        }
+    }
+}
+
 /// A convolution's weights in oneDNN's blocked layout, made on the first call for that call's
 /// geometry and input size: the layout oneDNN picks depends on both (packed once for a nominal
 /// geometry, facenet's 1x7 and strided VALID convolutions were reordered back on every call: batch
@@ -122,12 +138,12 @@ pub(crate) enum Prepared {
 /// plain weights, reordered by oneDNN on each call as without packing. Measured with packing:
 /// resnet_v2_50 batch 1 f32 38 ms instead of 51, facenet 25 instead of 34; batch 32 unchanged.
 #[derive(Debug, Default)]
-pub(crate) struct Packed(OnceLock<(fused::Geometry, Vec<i64>, Tensor)>);
+struct Packed(OnceLock<(fused::Geometry, Vec<i64>, Tensor)>);
 
 impl Packed {
     /// The weights for a convolution `g` on `x` (already padded): the packed ones when they were
     /// made for this geometry and input size, else `plain`.
-    pub(crate) fn weights<'a>(&'a self, plain: &'a Tensor, g: fused::Geometry, x: &Tensor) -> Result<&'a Tensor> {
+    fn weights<'a>(&'a self, plain: &'a Tensor, g: fused::Geometry, x: &Tensor) -> Result<&'a Tensor> {
         let size = x.size();
         if self.0.get().is_none() {
             let [n, c, h, w] = size[..] else { return Ok(plain) };
@@ -176,7 +192,7 @@ pub(crate) fn prepare(desc: &Description, vars: &[Tensor], r: Rewrites) -> Resul
                         // Reordered once into oneDNN's blocked layout (on the first call, for its
                         // geometry) instead of on every call.
                         let packed = (r.fused_ops && r.channels_last && w.device() == tch::Device::Cpu).then(Packed::default);
-                        Prepared::Conv { w: fresh(w)?, b: kind(b)?, act: *act, packed }
+                        Prepared::Conv(PreparedConv { w: fresh(w)?, b: kind(b)?, act: *act, packed })
                     }
                     Layer::BatchNorm(bn) => {
                         let (scale, shift) = bn.tensors(vars).affine()?;

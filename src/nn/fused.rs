@@ -156,10 +156,10 @@ pub fn is_channels_last(t: &Tensor) -> bool {
     unsafe { slz_is_channels_last(t.as_ptr()) == 1 }
 }
 
-/// Whether `t` is a CPU tensor of `kind` whose dim 1 (channels) varies fastest in memory:
-/// channels-last NCHW or a contiguous `[N, C]`.
-fn channels_fastest(t: &Tensor, kind: tch::Kind) -> bool {
-    t.kind() == kind && t.device() == tch::Device::Cpu && (is_channels_last(t) || (t.dim() == 2 && t.is_contiguous()))
+/// Whether [`prelu_`] takes `x`: a float32 CPU tensor whose dim 1 (channels) varies fastest in
+/// memory, channels-last NCHW or a contiguous `[N, C]`.
+pub fn prelu_applies(x: &Tensor) -> bool {
+    x.kind() == tch::Kind::Float && x.device() == tch::Device::Cpu && (is_channels_last(x) || (x.dim() == 2 && x.is_contiguous()))
 }
 
 /// Per-channel values repeated over whole rows of `c` channels, long enough (≥ 256 values) for
@@ -189,7 +189,7 @@ fn channel_values(t: &Tensor) -> Result<Vec<f32>> {
 /// its data pointer.
 pub fn prelu_(x: &Tensor, alpha: &Tensor) -> Result<()> {
     let c = x.size().get(1).copied().unwrap_or(-1);
-    if !channels_fastest(x, tch::Kind::Float) || alpha.numel() as i64 != c {
+    if !prelu_applies(x) || alpha.numel() as i64 != c {
         return Err(Error::invalid("prelu_: a float32 CPU tensor, channels-last or [N, C], with one alpha per channel is needed"));
     }
     let pattern = channel_pattern(&channel_values(alpha)?);

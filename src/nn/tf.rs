@@ -102,6 +102,13 @@ pub struct ConvGeometry {
     pub dilation: [i64; 2],
 }
 
+impl ConvGeometry {
+    /// The convolution's own geometry, once any [`explicit`](Self::explicit) padding is applied.
+    pub fn symmetric(&self) -> super::fused::Geometry {
+        super::fused::Geometry { pad: self.pad, stride: self.stride, dilation: self.dilation }
+    }
+}
+
 /// The geometry of a `kernel` convolution `at` on an input of `(h, w)`; an error when TF would
 /// produce an empty output.
 pub fn conv_geometry((h, w): (i64, i64), (kh, kw): (i64, i64), at: At) -> Result<ConvGeometry> {
