@@ -88,16 +88,8 @@ fn the_three_nets_match_tf() {
 /// det1-3.npy afresh and compares bytes.
 #[test]
 fn shipped_weights_equal_a_fresh_conversion() {
-    let python = repo().join(".venv/tf/bin/python");
-    assert!(python.exists(), "the TF venv (with facenet) is needed: tools/bootstrap.sh tf");
-    let out = std::process::Command::new(python)
-        .arg(repo().join("tools/mtcnn_weights.py"))
-        .arg("--check")
-        .arg("--out")
-        .arg(repo().join("src/models/mtcnn/mtcnn.safetensors"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let shipped = repo().join("src/models/mtcnn/mtcnn.safetensors");
+    run_tf_tool("mtcnn_weights.py", [std::ffi::OsStr::new("--check"), "--out".as_ref(), shipped.as_os_str()], "the MTCNN weights check");
 }
 
 fn trace(d: &Detector, img: &Rgb8) -> (Vec<Face>, Trace) {
@@ -278,10 +270,7 @@ fn photos_decode_like_pillow() {
 /// The pyramid's numpy powers are what numpy computes: `tools/numpy_pow_table.py --check`.
 #[test]
 fn numpy_power_table_is_numpys() {
-    let python = repo().join(".venv/tf/bin/python");
-    assert!(python.exists(), "the TF venv (numpy) is needed: tools/bootstrap.sh tf");
-    let out = std::process::Command::new(python).arg(repo().join("tools/numpy_pow_table.py")).arg("--check").output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    run_tf_tool("numpy_pow_table.py", ["--check"], "the numpy power table check");
 }
 
 fn run_slimzoo(args: &[&str]) -> std::process::Output {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::repo;
+use common::{repo, run_tf_tool};
 use slimzoo::photo::{self, Decoder, Limits};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -77,21 +77,13 @@ fn photo_refs() -> &'static Path {
         if done(&dir) {
             return dir;
         }
-        let python = repo().join(".venv/tf/bin/python");
-        assert!(python.exists(), "the photo references are missing and the TF venv is not installed: run `tools/bootstrap.sh tf`");
         eprintln!("making the photo references (tools/imgops_refs.py photos)…");
-        let out = Command::new(&python)
-            .arg(repo().join("tools/imgops_refs.py"))
-            .args(["photos", "--force", "--out"])
-            .arg(&dir)
-            .output()
-            .expect("cannot run tools/imgops_refs.py");
-        assert!(
-            out.status.success() && done(&dir),
-            "tools/imgops_refs.py photos failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        run_tf_tool(
+            "imgops_refs.py",
+            [std::ffi::OsStr::new("photos"), "--force".as_ref(), "--out".as_ref(), dir.as_os_str()],
+            "the photo references",
         );
+        assert!(done(&dir), "tools/imgops_refs.py photos ran but {} is incomplete", dir.display());
         dir
     })
 }

@@ -26,6 +26,25 @@ pub fn fixture(rel: &str) -> PathBuf {
 
 static MAKING: Mutex<()> = Mutex::new(());
 
+/// Runs `tools/<tool>` with the TF venv's Python; panics with its output when it fails, and when
+/// the venv is missing (`what` says what needed it). These tests never pass without TF's data.
+pub fn run_tf_tool<S: AsRef<std::ffi::OsStr>>(tool: &str, args: impl IntoIterator<Item = S>, what: &str) {
+    let python = repo().join(".venv/tf/bin/python");
+    assert!(python.exists(), "{what} needs the TF venv, which is not installed: run `tools/bootstrap.sh tf` (or `tools/dev.sh test`)");
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = Command::new(&python)
+        .arg(repo().join("tools").join(tool))
+        .args(&args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tools/{tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "tools/{tool} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// An on-demand TF reference set (`tools/tfref.py refs NAME`), made when missing. Panics with the
 /// generator's output when it cannot be made: these tests never pass without TF's data.
 pub fn reference(name: &str) -> PathBuf {
@@ -39,24 +58,13 @@ pub fn reference(name: &str) -> PathBuf {
     if done(&dir) {
         return dir;
     }
-    let python = repo().join(".venv/tf/bin/python");
-    assert!(
-        python.exists(),
-        "TF reference '{name}' is missing and the TF venv is not installed: run `tools/bootstrap.sh tf` (or `tools/dev.sh test`)"
-    );
     eprintln!("making TF reference '{name}' (a minute or so)…");
-    let out = Command::new(&python)
-        .arg(repo().join("tools/tfref.py"))
-        .args(["refs", name, "--cache"])
-        .arg(&cache)
-        .output()
-        .expect("cannot run tools/tfref.py");
-    assert!(
-        out.status.success() && done(&dir),
-        "tools/tfref.py refs {name} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    run_tf_tool(
+        "tfref.py",
+        [std::ffi::OsStr::new("refs"), name.as_ref(), "--cache".as_ref(), cache.as_os_str()],
+        &format!("TF reference '{name}'"),
     );
+    assert!(done(&dir), "tools/tfref.py refs {name} ran but {} is incomplete", dir.display());
     dir
 }
 
@@ -75,8 +83,6 @@ pub fn face_reference() -> PathBuf {
     if done() {
         return refs;
     }
-    let python = repo().join(".venv/tf/bin/python");
-    assert!(python.exists(), "the face references are missing and the TF venv is not installed: run `tools/bootstrap.sh tf`");
     let model = model.join("20990101-000000");
     for args in [
         vec!["photos", "--out", photos.to_str().unwrap()],
@@ -84,13 +90,7 @@ pub fn face_reference() -> PathBuf {
         vec!["embed", "--out", refs.to_str().unwrap(), "--model", model.to_str().unwrap()],
     ] {
         eprintln!("making the face references: faceref.py {}…", args[0]);
-        let out = Command::new(&python).arg(repo().join("tools/faceref.py")).args(&args).output().expect("cannot run tools/faceref.py");
-        assert!(
-            out.status.success(),
-            "tools/faceref.py {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_tf_tool("faceref.py", &args, "the face references");
     }
     assert!(done(), "tools/faceref.py ran but {} is incomplete", refs.display());
     refs
